@@ -1,0 +1,156 @@
+// ClientMessage framing (PROTOCOL.md §4): a 120-byte big-endian header and a payload.
+import { createHash } from 'node:crypto';
+import {
+  HEADER_LENGTH,
+  MESSAGE_TYPE_LENGTH,
+  MessageType,
+  PAYLOAD_OFFSET,
+  SCHEMA_VERSION,
+} from './constants.ts';
+import { fail, ok, type Result } from './result.ts';
+import { readMessageId, writeMessageId } from './uuid.ts';
+
+export interface FrameFields {
+  messageType: string;
+  schemaVersion?: number;
+  /** Milliseconds since the Unix epoch. */
+  createdDate: number;
+  sequenceNumber: number;
+  flags: bigint | number;
+  /** Canonical UUID text; written with its halves swapped. */
+  messageId: string;
+  payloadType: number;
+  payload: Uint8Array;
+}
+
+/**
+ * Things a lenient peer accepts but a strict one would not send.
+ * The decoder reports them instead of failing (§4.5: accept, log).
+ */
+export type FrameWarning =
+  | 'headerLength' // HL is not 116 but still in bounds
+  | 'messageTypePadding' // padded with something other than trailing spaces
+  | 'schemaVersion' // not 1
+  | 'payloadLength'; // PayloadLength differs from the bytes that follow the header
+
+export interface Frame {
+  headerLength: number;
+  messageType: string;
+  schemaVersion: number;
+  createdDate: number;
+  sequenceNumber: number;
+  flags: bigint;
+  messageId: string;
+  payloadDigest: Buffer;
+  payloadType: number;
+  payloadLength: number;
+  /** A view into the decoded buffer, not a copy. */
+  payload: Buffer;
+  warnings: FrameWarning[];
+}
+
+export function sha256(data: Uint8Array): Buffer {
+  return createHash('sha256').update(data).digest();
+}
+
+/** Serialises a frame exactly as §4.4 describes. */
+export function encodeFrame(f: FrameFields): Buffer {
+  const n = f.payload.length;
+  const buf = Buffer.allocUnsafe(PAYLOAD_OFFSET + n);
+  buf.writeUInt32BE(HEADER_LENGTH, 0);
+  buf.fill(0x20, 4, 4 + MESSAGE_TYPE_LENGTH);
+  if (f.messageType.length > MESSAGE_TYPE_LENGTH) throw new RangeError(`message type longer than 32 bytes: ${f.messageType}`);
+  buf.write(f.messageType, 4, 'latin1');
+  buf.writeUInt32BE(f.schemaVersion ?? SCHEMA_VERSION, 36);
+  buf.writeBigUInt64BE(BigInt(f.createdDate), 40);
+  buf.writeBigInt64BE(BigInt(f.sequenceNumber), 48);
+  buf.writeBigUInt64BE(BigInt(f.flags), 56);
+  writeMessageId(buf, 64, f.messageId);
+  createHash('sha256').update(f.payload).digest().copy(buf, 80);
+  buf.writeUInt32BE(f.payloadType, 112);
+  buf.writeUInt32BE(n, 116);
+  buf.set(f.payload, PAYLOAD_OFFSET);
+  return buf;
+}
+
+function isLenientType(t: string): boolean {
+  return t === MessageType.StartPublication || t === MessageType.PausePublication;
+}
+
+/** Reads the MessageType field: NULs, then whitespace, trimmed at both ends (§4.2). */
+function readMessageType(buf: Buffer): Result<{ type: string; cleanPadding: boolean }> {
+  let start = 4;
+  let end = 4 + MESSAGE_TYPE_LENGTH;
+  while (start < end && buf[start] === 0) start++;
+  while (end > start && buf[end - 1] === 0) end--;
+  while (start < end && isSpace(buf[start])) start++;
+  while (end > start && isSpace(buf[end - 1])) end--;
+  for (let i = start; i < end; i++) {
+    const c = buf[i];
+    if (c < 0x21 || c > 0x7e) return fail('messageType', `byte 0x${c.toString(16).padStart(2, '0')} at offset ${i} is not printable ASCII`);
+  }
+  let cleanPadding = start === 4;
+  for (let i = end; cleanPadding && i < 4 + MESSAGE_TYPE_LENGTH; i++) if (buf[i] !== 0x20) cleanPadding = false;
+  return ok({ type: buf.toString('latin1', start, end), cleanPadding });
+}
+
+function isSpace(c: number): boolean {
+  return c === 0x20 || (c >= 0x09 && c <= 0x0d);
+}
+
+/**
+ * Parses and validates one websocket message (§4.5). Never throws and never reads
+ * past the buffer; every failure names the field.
+ */
+export function decodeFrame(buf: Buffer): Result<Frame> {
+  if (buf.length < PAYLOAD_OFFSET) {
+    return fail('frame', `${buf.length} bytes is shorter than the ${PAYLOAD_OFFSET}-byte header`);
+  }
+  const mt = readMessageType(buf);
+  if (!mt.ok) return mt;
+  const messageType = mt.value.type;
+  const warnings: FrameWarning[] = [];
+  if (!mt.value.cleanPadding) warnings.push('messageTypePadding');
+
+  const headerLength = buf.readUInt32BE(0);
+  const lenient = isLenientType(messageType);
+  const inBounds = headerLength >= HEADER_LENGTH && headerLength + 4 <= buf.length;
+  if (!lenient) {
+    if (headerLength < HEADER_LENGTH) return fail('headerLength', `${headerLength} is less than ${HEADER_LENGTH}`);
+    if (!inBounds) return fail('headerLength', `${headerLength} points past the end of a ${buf.length}-byte frame`);
+    if (messageType === '') return fail('messageType', 'is empty');
+  }
+  if (headerLength !== HEADER_LENGTH) warnings.push('headerLength');
+
+  const schemaVersion = buf.readUInt32BE(36);
+  if (schemaVersion !== SCHEMA_VERSION) warnings.push('schemaVersion');
+  const createdDate = buf.readBigUInt64BE(40);
+  const seq = buf.readBigInt64BE(48);
+  if (!lenient) {
+    if (createdDate === 0n) return fail('createdDate', 'is zero');
+    if (seq < 0n) return fail('sequenceNumber', `${seq} is negative`);
+    if (seq > BigInt(Number.MAX_SAFE_INTEGER)) return fail('sequenceNumber', `${seq} is out of range`);
+  }
+  const payload = inBounds ? buf.subarray(headerLength + 4) : buf.subarray(buf.length);
+  const payloadLength = buf.readUInt32BE(116);
+  if (payloadLength !== payload.length) warnings.push('payloadLength');
+  const payloadDigest = buf.subarray(80, 112);
+  if (!lenient && (payload.length !== 0 || payloadLength !== 0)) {
+    if (!sha256(payload).equals(payloadDigest)) return fail('payloadDigest', 'does not match the SHA-256 of the payload');
+  }
+  return ok({
+    headerLength,
+    messageType,
+    schemaVersion,
+    createdDate: Number(createdDate),
+    // start/pause_publication headers are not validated (§5.4); keep a usable number.
+    sequenceNumber: seq >= 0n && seq <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(seq) : 0,
+    flags: buf.readBigUInt64BE(56),
+    messageId: readMessageId(buf, 64),
+    payloadDigest,
+    payloadType: buf.readUInt32BE(112),
+    payloadLength,
+    payload,
+    warnings,
+  });
+}
