@@ -62,7 +62,7 @@ export function encodeFrame(f: FrameFields): Buffer {
   if (f.messageType.length > MESSAGE_TYPE_LENGTH) throw new RangeError(`message type longer than 32 bytes: ${f.messageType}`);
   buf.write(f.messageType, 4, 'latin1');
   buf.writeUInt32BE(f.schemaVersion ?? SCHEMA_VERSION, 36);
-  buf.writeBigUInt64BE(BigInt(f.createdDate), 40);
+  buf.writeBigUInt64BE(BigInt(Math.trunc(f.createdDate)), 40);
   buf.writeBigInt64BE(BigInt(f.sequenceNumber), 48);
   buf.writeBigUInt64BE(BigInt(f.flags), 56);
   writeMessageId(buf, 64, f.messageId);

@@ -1,0 +1,246 @@
+// The sending half of the reliable channel (PROTOCOL.md §8.7, §12.4): sequence
+// numbers, a bounded in-flight window, retransmission and pacing. Pure: it is
+// told the time and hands frames to `transmit`.
+import { RtoEstimator } from './rto.ts';
+import { TokenBucket } from './token-bucket.ts';
+
+export type RetransmitPolicy =
+  /** Ours: every unacked frame has its own timer with exponential backoff. */
+  | 'per-frame'
+  /** The SSM agent's: every 100 ms look at the oldest unacked frame only (§8.5, quirk Q2). */
+  | 'oldest-only';
+
+export interface SenderConfig {
+  window: number;
+  maxPayload: number;
+  frameRate: number;
+  frameBurst: number;
+  giveUpMs: number;
+  retransmitPolicy: RetransmitPolicy;
+  scanIntervalMs: number;
+  maxRtoMs: number;
+}
+
+interface OutEntry {
+  seq: number;
+  frame: Buffer;
+  isData: boolean;
+  firstSent: number;
+  lastSent: number;
+  deadline: number;
+  attempts: number;
+  everSent: boolean;
+  retransmitted: boolean;
+  /** Connected, unpaused time at the first send; drives the give-up rule. */
+  activeAtFirstSend: number;
+}
+
+export type FrameBuilder = (seq: number, payloadType: number, payload: Buffer) => Buffer;
+
+export class Sender {
+  nextSeq = 0;
+  readonly inflight = new Map<number, OutEntry>();
+  dataInflight = 0;
+  /** Highest number of unacked data frames ever held; tests check it against the window. */
+  maxDataInflight = 0;
+  private pending: Buffer[] = [];
+  pendingBytes = 0;
+  connected: boolean;
+  paused = false;
+  readonly rto: RtoEstimator;
+  private readonly bucket: TokenBucket;
+  private activeMs = 0;
+  private lastAdvance: number;
+  private lastScan: number;
+  private gaveUp = false;
+  stats = { framesSent: 0, dataFramesSent: 0, retransmissions: 0, bytesQueued: 0, sentWhilePaused: 0 };
+
+  constructor(
+    private readonly cfg: SenderConfig,
+    rto: RtoEstimator,
+    private readonly build: FrameBuilder,
+    private readonly transmit: (frame: Buffer) => void,
+    private readonly onGiveUp: (seq: number, activeMs: number) => void,
+    private readonly dataPayloadType: number,
+    now: number,
+    connected: boolean,
+  ) {
+    this.rto = rto;
+    this.bucket = new TokenBucket(cfg.frameRate, cfg.frameBurst, now);
+    this.lastAdvance = now;
+    this.lastScan = now;
+    this.connected = connected;
+  }
+
+  get canTransmit(): boolean {
+    return this.connected && !this.paused;
+  }
+
+  /** Accrues connected, unpaused time; call before acting at `now`. */
+  advance(now: number): void {
+    if (now > this.lastAdvance) {
+      if (this.canTransmit) this.activeMs += now - this.lastAdvance;
+      this.lastAdvance = now;
+    }
+  }
+
+  queueData(data: Buffer): void {
+    if (data.length === 0) return;
+    this.pending.push(data);
+    this.pendingBytes += data.length;
+    this.stats.bytesQueued += data.length;
+  }
+
+  /** Handshake replies and flags: sequenced like data but never held back by the window. */
+  sendControl(payloadType: number, payload: Buffer, now: number): number {
+    const seq = this.nextSeq++;
+    const entry = this.newEntry(seq, this.build(seq, payloadType, payload), false, now);
+    this.inflight.set(seq, entry);
+    if (this.canTransmit) {
+      this.bucket.tryTake(now); // counts against the budget, but is never delayed by it
+      this.sendEntry(entry, now);
+    }
+    return seq;
+  }
+
+  private newEntry(seq: number, frame: Buffer, isData: boolean, now: number): OutEntry {
+    return { seq, frame, isData, firstSent: now, lastSent: now, deadline: now, attempts: 0, everSent: false, retransmitted: false, activeAtFirstSend: this.activeMs };
+  }
+
+  private sendEntry(e: OutEntry, now: number): void {
+    if (e.everSent) {
+      e.retransmitted = true;
+      e.attempts++;
+      this.stats.retransmissions++;
+    } else {
+      e.everSent = true;
+      e.firstSent = now;
+      e.activeAtFirstSend = this.activeMs;
+    }
+    e.lastSent = now;
+    e.deadline = now + this.timeoutFor(e);
+    this.stats.framesSent++;
+    if (e.isData) this.stats.dataFramesSent++;
+    if (this.paused) this.stats.sentWhilePaused++;
+    this.transmit(e.frame);
+  }
+
+  private timeoutFor(e: OutEntry): number {
+    const base = this.rto.rto;
+    return Math.min(base * 2 ** Math.min(e.attempts, 16), Math.max(this.cfg.maxRtoMs, base));
+  }
+
+  /** Moves queued bytes into sequenced frames while the window, pacing and pause state allow. */
+  pump(now: number): void {
+    if (!this.canTransmit) return;
+    const max = this.cfg.maxPayload;
+    while (this.pendingBytes > 0 && this.dataInflight < this.cfg.window) {
+      if (!this.bucket.tryTake(now)) return;
+      const payload = this.takePending(max);
+      const seq = this.nextSeq++;
+      const entry = this.newEntry(seq, this.build(seq, this.dataPayloadType, payload), true, now);
+      this.inflight.set(seq, entry);
+      this.dataInflight++;
+      if (this.dataInflight > this.maxDataInflight) this.maxDataInflight = this.dataInflight;
+      this.sendEntry(entry, now);
+    }
+  }
+
+  /** Up to `max` bytes from the head of the queue, coalescing small writes. */
+  private takePending(max: number): Buffer {
+    const head = this.pending[0];
+    if (head.length >= max || this.pending.length === 1) {
+      const n = Math.min(head.length, max);
+      if (n === head.length) this.pending.shift();
+      else this.pending[0] = head.subarray(n);
+      this.pendingBytes -= n;
+      return n === head.length ? head : head.subarray(0, n);
+    }
+    const parts: Buffer[] = [];
+    let n = 0;
+    while (n < max && this.pending.length > 0) {
+      const b = this.pending[0];
+      const take = Math.min(b.length, max - n);
+      parts.push(take === b.length ? b : b.subarray(0, take));
+      if (take === b.length) this.pending.shift();
+      else this.pending[0] = b.subarray(take);
+      n += take;
+    }
+    this.pendingBytes -= n;
+    return Buffer.concat(parts, n);
+  }
+
+  /** Returns false when the peer acked a sequence number we never sent. */
+  onAck(seq: number, now: number): boolean {
+    const e = this.inflight.get(seq);
+    if (!e) return seq < this.nextSeq;
+    this.inflight.delete(seq);
+    if (e.isData) this.dataInflight--;
+    // Karn's rule: a retransmitted frame's ack cannot tell which copy it answers.
+    if (e.everSent && !e.retransmitted) this.rto.sample(Math.max(0, now - e.firstSent));
+    return true;
+  }
+
+  /** Retransmits what is due; applies the give-up rule. */
+  tick(now: number): void {
+    if (!this.canTransmit || this.inflight.size === 0) return;
+    if (this.cfg.retransmitPolicy === 'oldest-only') {
+      if (now - this.lastScan < this.cfg.scanIntervalMs) return;
+      this.lastScan = now;
+      const oldest = this.inflight.values().next().value as OutEntry;
+      if (!oldest.everSent || now - oldest.lastSent > this.rto.rto) {
+        if (this.bucket.tryTake(now)) this.sendEntry(oldest, now);
+      }
+    } else {
+      for (const e of this.inflight.values()) {
+        if (e.deadline > now) continue;
+        if (!this.bucket.tryTake(now)) break;
+        this.sendEntry(e, now);
+      }
+    }
+    this.checkGiveUp();
+  }
+
+  private checkGiveUp(): void {
+    if (this.gaveUp || this.cfg.giveUpMs <= 0) return;
+    const oldest = this.inflight.values().next().value as OutEntry | undefined;
+    if (oldest && oldest.everSent && this.activeMs - oldest.activeAtFirstSend > this.cfg.giveUpMs) {
+      this.gaveUp = true;
+      this.onGiveUp(oldest.seq, this.activeMs - oldest.activeAtFirstSend);
+    }
+  }
+
+  /** After a reconnect or start_publication: everything unacked goes out again, in order (quirk Q2). */
+  retransmitAll(now: number): void {
+    for (const e of this.inflight.values()) e.deadline = now;
+    if (this.cfg.retransmitPolicy === 'oldest-only') return; // the agent recovers one per scan
+    this.tick(now);
+  }
+
+  /** Retransmits unacked data frames now, once: used when the peer has just become able to take them. */
+  retransmitDataNow(now: number): void {
+    if (!this.canTransmit) return;
+    for (const e of this.inflight.values()) {
+      if (!e.isData || !e.everSent || e.lastSent >= now) continue;
+      if (!this.bucket.tryTake(now)) break;
+      this.sendEntry(e, now);
+    }
+  }
+
+  /** The earliest time at which tick() or pump() has work to do. */
+  nextDeadline(now: number): number {
+    if (!this.canTransmit) return Infinity;
+    let t = Infinity;
+    if (this.inflight.size > 0) {
+      if (this.cfg.retransmitPolicy === 'oldest-only') t = this.lastScan + this.cfg.scanIntervalMs;
+      else for (const e of this.inflight.values()) if (e.deadline < t) t = e.deadline;
+      if (this.cfg.giveUpMs > 0 && !this.gaveUp) {
+        const oldest = this.inflight.values().next().value as OutEntry;
+        t = Math.min(t, now + Math.max(1, this.cfg.giveUpMs - (this.activeMs - oldest.activeAtFirstSend) + 1));
+      }
+    }
+    if (this.pendingBytes > 0 && this.dataInflight < this.cfg.window) t = Math.min(t, this.bucket.readyAt(now));
+    if (t !== Infinity && t < now) t = now;
+    return t;
+  }
+}

@@ -1,0 +1,140 @@
+import { describe, expect, it } from 'vitest';
+import { ReliableChannel } from '../../src/channel/channel.ts';
+import { PayloadFlag } from '../../src/protocol/constants.ts';
+import { decodeFrame, encodeFrame, type Frame } from '../../src/protocol/frame.ts';
+import { encodeAck } from '../../src/protocol/payloads.ts';
+
+function frames(bufs: Buffer[]): Frame[] {
+  return bufs.map((b) => {
+    const r = decodeFrame(b);
+    if (!r.ok) throw new Error(r.error.reason);
+    return r.value;
+  });
+}
+
+/** A client and an agent that have completed the handshake at t=0. */
+function connectedPair(clientOpts: Partial<ConstructorParameters<typeof ReliableChannel>[0]> = {}) {
+  const client = new ReliableChannel({ role: 'client', now: 0, ...clientOpts });
+  const agent = new ReliableChannel({ role: 'agent', now: 0 });
+  agent.startHandshake(0);
+  const pass = (from: ReliableChannel, to: ReliableChannel, t: number) => {
+    const out = from.drain();
+    for (const b of out.transmit) to.receive(b, t);
+    return out;
+  };
+  for (let i = 0; i < 4; i++) {
+    pass(agent, client, 1);
+    pass(client, agent, 1);
+  }
+  expect(client.ready && agent.ready).toBe(true);
+  return { client, agent, pass };
+}
+
+function ackFor(seq: number): Buffer {
+  return encodeFrame({ messageType: 'acknowledge', createdDate: 1, sequenceNumber: 0, flags: 3, messageId: '0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9', payloadType: 0, payload: encodeAck({ acknowledgedMessageType: 'input_stream_data', acknowledgedMessageId: '0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9', acknowledgedSequenceNumber: seq, isSequentialMessage: true }) });
+}
+
+describe('sender', () => {
+  it('holds the window and applies back-pressure instead of dropping', () => {
+    const { client } = connectedPair({ window: 8 });
+    client.drain();
+    const ok = client.write(Buffer.alloc(200 * 1024, 7), 10);
+    expect(ok).toBe(false);
+    const sent = frames(client.drain().transmit);
+    expect(sent).toHaveLength(8);
+    expect(sent.every((f) => f.payload.length === 1024)).toBe(true);
+    // Acks open the window; draining the queue raises 'drain'.
+    let seq = 1;
+    let drained = false;
+    for (let t = 20; t < 2000 && !drained; t++) {
+      client.receive(ackFor(seq++), t);
+      const out = client.drain();
+      drained = out.events.some((e) => e.type === 'drain');
+      expect(client.unacked).toBeLessThanOrEqual(8);
+    }
+    expect(drained).toBe(true);
+  });
+
+  it('paces data frames to the frame budget', () => {
+    const { client } = connectedPair({ frameRate: 1000, window: 100_000 });
+    client.drain();
+    client.write(Buffer.alloc(4 * 1024 * 1024), 0);
+    let sent = 0;
+    // One second of fake time in 1 ms steps.
+    for (let t = 0; t <= 1000; t++) {
+      client.tick(t);
+      sent += client.drain().transmit.length;
+    }
+    expect(sent).toBeGreaterThan(950);
+    expect(sent).toBeLessThanOrEqual(1000 + 20 + 1);
+    expect(client.nextDeadline(1000)).toBeGreaterThanOrEqual(1000);
+  });
+
+  it('reports the give-up rule as an event, counting only connected, unpaused time', () => {
+    const { client } = connectedPair({ giveUpMs: 1000 });
+    client.drain();
+    client.write(Buffer.from('never acked'), 0);
+    client.setConnected(false, 10);
+    for (let t = 10; t < 5000; t += 50) client.tick(t);
+    expect(client.drain().events.some((e) => e.type === 'give-up')).toBe(false);
+    client.setConnected(true, 5000);
+    let gaveUp = false;
+    for (let t = 5000; t < 7000 && !gaveUp; t += 50) {
+      client.tick(t);
+      gaveUp = client.drain().events.some((e) => e.type === 'give-up');
+      if (gaveUp) expect(t).toBeGreaterThanOrEqual(5000 + 990);
+    }
+    expect(gaveUp).toBe(true);
+  });
+
+  it('resends its first frames as soon as the agent shows the target is connected (quirk Q32)', () => {
+    const { client, agent, pass } = connectedPair();
+    client.drain();
+    agent.drain();
+    agent.setConsumerReady(false, 2); // the agent is still dialling the target port
+    client.write(Buffer.from('SSH-2.0-client\r\n'), 3);
+    pass(client, agent, 3);
+    expect(agent.drain().transmit).toEqual([]); // not acked: not ready
+    agent.setConsumerReady(true, 5);
+    agent.write(Buffer.from('SSH-2.0-server\r\n'), 5);
+    pass(agent, client, 6);
+    // The client resends right away, well before its retransmission timeout.
+    const resent = frames(client.drain().transmit).filter((f) => f.messageType === 'input_stream_data');
+    expect(resent.map((f) => f.payload.toString())).toEqual(['SSH-2.0-client\r\n']);
+    expect(client.rto).toBeGreaterThan(6 - 3);
+    for (const b of resent.map((f) => encodeFrame({ ...f }))) agent.receive(b, 7);
+    expect(agent.drain().deliver.map((b) => b.toString())).toEqual(['SSH-2.0-client\r\n']);
+  });
+
+  it('reports acks for sequence numbers it never sent, and ignores duplicate acks', () => {
+    const { client } = connectedPair();
+    client.drain();
+    client.receive(ackFor(0), 5); // HandshakeResponse: already acked, a duplicate
+    client.receive(ackFor(99), 5);
+    const kinds = client.drain().events.filter((e) => e.type === 'anomaly').map((e) => e.type === 'anomaly' && e.kind);
+    expect(kinds).toEqual(['ack-unknown-seq']);
+  });
+
+  it('sends flags as sequenced input_stream_data with PayloadType 10', () => {
+    const { client } = connectedPair();
+    client.drain();
+    const seq = client.sendFlag(PayloadFlag.TerminateSession, 3);
+    const [f] = frames(client.drain().transmit);
+    expect(f).toMatchObject({ messageType: 'input_stream_data', sequenceNumber: seq, payloadType: 10 });
+    expect(f.payload.toString('hex')).toBe('00000002');
+  });
+
+  it('agent in the reference retransmission mode resends only the oldest frame per 100 ms scan', () => {
+    const agent = new ReliableChannel({ role: 'agent', now: 0, retransmitPolicy: 'oldest-only' });
+    agent.startHandshake(0);
+    agent.drain();
+    // The HandshakeRequest is never acked. Scans every 100 ms resend it once more than
+    // the 200 ms RTO has passed since the last send: at 300, 600 and 900 ms.
+    const at: number[] = [];
+    for (let t = 0; t <= 1000; t += 10) {
+      agent.tick(t);
+      if (agent.drain().transmit.length > 0) at.push(t);
+    }
+    expect(at).toEqual([300, 600, 900]);
+  });
+});
