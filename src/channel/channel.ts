@@ -2,11 +2,9 @@
 // §6, §8, §9, §12). No sockets and no timers: it is fed websocket messages,
 // outgoing bytes and the time, and it returns frames to send, bytes to deliver,
 // events and the next deadline (drain() and nextDeadline()).
-import { randomUUID as cryptoRandomUUID } from 'node:crypto';
 import {
   ActionStatus,
   DEFAULT_MAX_PAYLOAD,
-  HeaderFlags,
   MessageType,
   PayloadFlag,
   PayloadType,
@@ -107,7 +105,8 @@ export class ReliableChannel {
   readonly role: Role;
   private readonly sender: Sender;
   private readonly wall: () => number;
-  private readonly uuid: () => string;
+  /** Injected MessageId source (tests); by default the encoder draws random ids. */
+  private readonly uuid: (() => string) | undefined;
   private readonly outType: string;
   private readonly inType: string;
   private readonly incomingLimit: number;
@@ -134,7 +133,7 @@ export class ReliableChannel {
     this.cfg = cfg;
     this.role = cfg.role;
     this.wall = cfg.wallClock ?? Date.now;
-    this.uuid = cfg.randomUUID ?? cryptoRandomUUID;
+    this.uuid = cfg.randomUUID;
     this.outType = cfg.role === 'client' ? MessageType.InputStreamData : MessageType.OutputStreamData;
     this.inType = cfg.role === 'client' ? MessageType.OutputStreamData : MessageType.InputStreamData;
     this.incomingLimit = cfg.incomingLimit ?? (cfg.role === 'client' ? 10_000 : 100_000);
@@ -316,8 +315,8 @@ export class ReliableChannel {
   }
 
   private buildStreamFrame(seq: number, payloadType: number, payload: Buffer): Buffer {
-    const flags = this.role === 'agent' && seq === 0 ? HeaderFlags.Syn : HeaderFlags.Data;
-    return encodeFrame({ messageType: this.outType, createdDate: this.wall(), sequenceNumber: seq, flags, messageId: this.uuid(), payloadType, payload });
+    const flags = this.role === 'agent' && seq === 0 ? 1 : 0; // SYN on the agent's first frame (§4.7)
+    return encodeFrame({ messageType: this.outType, createdDate: this.wall(), sequenceNumber: seq, flags, messageId: this.uuid?.(), payloadType, payload });
   }
 
   private sendAck(f: Frame): void {
@@ -327,8 +326,8 @@ export class ReliableChannel {
         messageType: MessageType.Acknowledge,
         createdDate: this.wall(),
         sequenceNumber: 0,
-        flags: HeaderFlags.Ack,
-        messageId: this.uuid(),
+        flags: 3, // as both reference implementations send on acks (§4.7)
+        messageId: this.uuid?.(),
         payloadType: PayloadType.Unset,
         payload: encodeAck({ acknowledgedMessageType: f.messageType, acknowledgedMessageId: f.messageId, acknowledgedSequenceNumber: f.sequenceNumber, isSequentialMessage: true }),
       }),

@@ -1,5 +1,6 @@
 // ClientMessage framing (PROTOCOL.md §4): a 120-byte big-endian header and a payload.
-import { createHash } from 'node:crypto';
+import * as nodeCrypto from 'node:crypto';
+import { createHash, randomFillSync } from 'node:crypto';
 import {
   HEADER_LENGTH,
   MESSAGE_TYPE_LENGTH,
@@ -17,8 +18,8 @@ export interface FrameFields {
   createdDate: number;
   sequenceNumber: number;
   flags: bigint | number;
-  /** Canonical UUID text; written with its halves swapped. */
-  messageId: string;
+  /** Canonical UUID text, written with its halves swapped; a random v4 id when omitted. */
+  messageId?: string;
   payloadType: number;
   payload: Uint8Array;
 }
@@ -49,9 +50,40 @@ export interface Frame {
   warnings: FrameWarning[];
 }
 
-export function sha256(data: Uint8Array): Buffer {
-  return createHash('sha256').update(data).digest();
+// One-shot hashing (Node >= 20.12) costs well under a Hash object per frame.
+const oneShot = (nodeCrypto as { hash?: (alg: string, data: Uint8Array, enc: 'buffer') => Buffer }).hash;
+
+export const sha256: (data: Uint8Array) => Buffer = oneShot
+  ? (data) => oneShot('sha256', data, 'buffer')
+  : (data) => createHash('sha256').update(data).digest();
+
+// Random MessageIds for frames we send: 16 bytes from a pool, with the v4 bits set.
+// The text form is never needed for our own frames.
+const idPool = Buffer.allocUnsafe(16 * 256);
+let idOffset = idPool.length;
+
+function writeRandomMessageId(buf: Buffer, offset: number): void {
+  if (idOffset >= idPool.length) {
+    randomFillSync(idPool);
+    idOffset = 0;
+  }
+  idPool.copy(buf, offset, idOffset, idOffset + 16);
+  idOffset += 16;
+  // Wire order: canonical bytes 8..15 come first (variant in byte 8), then 0..7 (version in byte 6).
+  buf[offset] = (buf[offset] & 0x3f) | 0x80;
+  buf[offset + 14] = (buf[offset + 14] & 0x0f) | 0x40;
 }
+
+function writeUint64(buf: Buffer, value: number, offset: number): void {
+  buf.writeUInt32BE(Math.floor(value / 0x100000000) >>> 0, offset);
+  buf.writeUInt32BE(value >>> 0, offset + 4);
+}
+
+function readUint64(buf: Buffer, offset: number): number {
+  return buf.readUInt32BE(offset) * 0x100000000 + buf.readUInt32BE(offset + 4);
+}
+
+const SMALL_FLAGS = [0n, 1n, 2n, 3n];
 
 /** Serialises a frame exactly as §4.4 describes. */
 export function encodeFrame(f: FrameFields): Buffer {
@@ -62,11 +94,17 @@ export function encodeFrame(f: FrameFields): Buffer {
   if (f.messageType.length > MESSAGE_TYPE_LENGTH) throw new RangeError(`message type longer than 32 bytes: ${f.messageType}`);
   buf.write(f.messageType, 4, 'latin1');
   buf.writeUInt32BE(f.schemaVersion ?? SCHEMA_VERSION, 36);
-  buf.writeBigUInt64BE(BigInt(Math.trunc(f.createdDate)), 40);
-  buf.writeBigInt64BE(BigInt(f.sequenceNumber), 48);
-  buf.writeBigUInt64BE(BigInt(f.flags), 56);
-  writeMessageId(buf, 64, f.messageId);
-  createHash('sha256').update(f.payload).digest().copy(buf, 80);
+  const created = Math.trunc(f.createdDate);
+  if (created >= 0 && created <= Number.MAX_SAFE_INTEGER) writeUint64(buf, created, 40);
+  else buf.writeBigUInt64BE(BigInt(created), 40);
+  const seq = f.sequenceNumber;
+  if (seq >= 0 && seq <= Number.MAX_SAFE_INTEGER) writeUint64(buf, seq, 48);
+  else buf.writeBigInt64BE(BigInt(seq), 48);
+  if (typeof f.flags === 'number' && f.flags >= 0 && f.flags <= Number.MAX_SAFE_INTEGER) writeUint64(buf, f.flags, 56);
+  else buf.writeBigUInt64BE(BigInt(f.flags), 56);
+  if (f.messageId === undefined) writeRandomMessageId(buf, 64);
+  else writeMessageId(buf, 64, f.messageId);
+  sha256(f.payload).copy(buf, 80);
   buf.writeUInt32BE(f.payloadType, 112);
   buf.writeUInt32BE(n, 116);
   buf.set(f.payload, PAYLOAD_OFFSET);
@@ -124,17 +162,22 @@ export function decodeFrame(buf: Buffer): Result<Frame> {
 
   const schemaVersion = buf.readUInt32BE(36);
   if (schemaVersion !== SCHEMA_VERSION) warnings.push('schemaVersion');
-  const createdDate = buf.readBigUInt64BE(40);
-  const seq = buf.readBigInt64BE(48);
+  // Plain numbers: CreatedDate and sequence numbers fit easily in 2^53.
+  const createdDate = readUint64(buf, 40);
+  const seqHigh = buf.readInt32BE(48);
+  const seq = seqHigh * 0x100000000 + buf.readUInt32BE(52);
+  const seqOk = seqHigh >= 0 && seq <= Number.MAX_SAFE_INTEGER;
   if (!lenient) {
-    if (createdDate === 0n) return fail('createdDate', 'is zero');
-    if (seq < 0n) return fail('sequenceNumber', `${seq} is negative`);
-    if (seq > BigInt(Number.MAX_SAFE_INTEGER)) return fail('sequenceNumber', `${seq} is out of range`);
+    if (createdDate === 0) return fail('createdDate', 'is zero');
+    if (seqHigh < 0) return fail('sequenceNumber', `${buf.readBigInt64BE(48)} is negative`);
+    if (!seqOk) return fail('sequenceNumber', `${buf.readBigInt64BE(48)} is out of range`);
   }
   const payload = inBounds ? buf.subarray(headerLength + 4) : buf.subarray(buf.length);
   const payloadLength = buf.readUInt32BE(116);
   if (payloadLength !== payload.length) warnings.push('payloadLength');
   const payloadDigest = buf.subarray(80, 112);
+  const flagsHigh = buf.readUInt32BE(56);
+  const flagsLow = buf.readUInt32BE(60);
   if (!lenient && (payload.length !== 0 || payloadLength !== 0)) {
     if (!sha256(payload).equals(payloadDigest)) return fail('payloadDigest', 'does not match the SHA-256 of the payload');
   }
@@ -142,10 +185,10 @@ export function decodeFrame(buf: Buffer): Result<Frame> {
     headerLength,
     messageType,
     schemaVersion,
-    createdDate: Number(createdDate),
+    createdDate,
     // start/pause_publication headers are not validated (§5.4); keep a usable number.
-    sequenceNumber: seq >= 0n && seq <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(seq) : 0,
-    flags: buf.readBigUInt64BE(56),
+    sequenceNumber: seqOk ? seq : 0,
+    flags: flagsHigh === 0 && flagsLow < 4 ? SMALL_FLAGS[flagsLow] : buf.readBigUInt64BE(56),
     messageId: readMessageId(buf, 64),
     payloadDigest,
     payloadType: buf.readUInt32BE(112),
