@@ -2,10 +2,20 @@
 // hundreds of files from node_modules on every connection.
 import { build } from 'esbuild';
 
+import { rmSync } from 'node:fs';
+
+rmSync('dist', { recursive: true, force: true });
 await build({
-  entryPoints: ['src/cli/main.ts'],
-  outfile: 'dist/ssm-proxy.mjs',
+  entryPoints: { 'ssm-proxy': 'src/cli/main.ts' },
+  outdir: 'dist',
+  outExtension: { '.js': '.mjs' },
+  // The AWS SDK sits behind import(): in its own chunk it is not even parsed
+  // for --help, --version or a usage error.
+  splitting: true,
+  chunkNames: 'chunks/[name]-[hash]',
   bundle: true,
+  // The AWS SDK ships ES module builds: named exports survive code splitting and tree-shake better.
+  mainFields: ['module', 'main'],
   platform: 'node',
   format: 'esm',
   target: 'node20',

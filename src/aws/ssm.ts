@@ -1,0 +1,330 @@
+// The three SSM control-plane calls (PROTOCOL.md §2). The AWS SDK is loaded
+// with import() inside createSsmApi so --help, --version and usage errors start
+// without paying for it.
+import { readFileSync } from 'node:fs';
+import type { SSMClient, SSMClientConfig } from '@aws-sdk/client-ssm';
+import type { fromNodeProviderChain } from '@aws-sdk/credential-providers';
+import { ExitCode, ProxyError } from '../cli/exit-codes.ts';
+import { silentLogger, type Logger } from '../cli/log.ts';
+import { installWarningFilter } from '../cli/warnings.ts';
+import { classifyAwsError, type AwsErrorContext } from './errors.ts';
+
+export interface SsmConfig {
+  region?: string;
+  profile?: string;
+  endpointUrl?: string;
+  logger?: Logger;
+  /** PEM file of CAs to trust for the SSM API (and the STS/SSO calls of the credential chain). */
+  caBundle?: string;
+  /** Overrides for tests; the defaults suit real use. */
+  timeouts?: Partial<SsmTimeouts>;
+}
+
+export interface SsmTimeouts {
+  /** TCP+TLS connect, per attempt. */
+  connectMs: number;
+  /** Whole HTTP exchange, per attempt. */
+  requestMs: number;
+  /** StartSession/ResumeSession including the SDK's retries. */
+  callMs: number;
+  /** Per instance-metadata request when probing for EC2 role credentials. */
+  imdsMs: number;
+}
+
+const DEFAULT_TIMEOUTS: SsmTimeouts = { connectMs: 5_000, requestMs: 15_000, callMs: 30_000, imdsMs: 1_000 };
+const DEFAULT_TERMINATE_TIMEOUT_MS = 3_000;
+
+export interface SessionStart {
+  sessionId: string;
+  streamUrl: string;
+  tokenValue: string;
+}
+
+export interface StartSessionRequest {
+  target: string;
+  documentName: string;
+  port: number;
+  reason?: string;
+}
+
+export interface SsmApi {
+  startSession(req: StartSessionRequest): Promise<SessionStart>;
+  /**
+   * A fresh token for a reconnect. `streamUrl` is the returned one, else the one
+   * from this object's startSession, else '' (reuse the URL you connected to).
+   * Throws ProxyError(ConnectionLost) when the session no longer exists.
+   */
+  resumeSession(sessionId: string): Promise<SessionStart | 'timed-out'>;
+  /** Best effort; never throws. */
+  terminateSession(sessionId: string, timeoutMs?: number): Promise<void>;
+  readonly region: string;
+  /** The SSM endpoint is this machine (a simulator), so a ws:// stream URL is acceptable. */
+  readonly endpointIsLoopback: boolean;
+}
+
+type CredentialChain = ReturnType<typeof fromNodeProviderChain>;
+
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', '::1', '[::1]', 'localhost']);
+
+export function isLoopbackUrl(url: string | undefined): boolean {
+  if (!url) return false;
+  try {
+    return LOOPBACK_HOSTS.has(new URL(url).hostname.toLowerCase());
+  } catch {
+    return false;
+  }
+}
+
+/** Env-configured IMDS limits, as the AWS CLI reads them (seconds / attempts). */
+function imdsSettings(defaultMs: number): { timeout: number; maxRetries: number } {
+  const seconds = Number(process.env.AWS_METADATA_SERVICE_TIMEOUT);
+  const attempts = Number(process.env.AWS_METADATA_SERVICE_NUM_ATTEMPTS);
+  return {
+    timeout: Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : defaultMs,
+    maxRetries: Number.isInteger(attempts) && attempts > 1 ? attempts - 1 : 0,
+  };
+}
+
+function readCaBundle(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw new ProxyError(ExitCode.Usage, `cannot read the CA bundle ${path} (${reason}); check --ca-bundle or AWS_CA_BUNDLE`, 'CaBundle');
+  }
+}
+
+/** The SDK logs arbitrary objects; flatten them to one string for our logger. */
+function sdkLogLine(args: unknown[]): string {
+  return args.map((a) => (typeof a === 'string' ? a : a instanceof Error ? a.message : safeJson(a))).join(' ');
+}
+
+function safeJson(value: unknown): string {
+  try {
+    return JSON.stringify(value);
+  } catch {
+    return String(value);
+  }
+}
+
+/** Runs `call` with an AbortSignal and rejects at `ms` even if the SDK is stuck in a retry delay. */
+async function withDeadline<T>(ms: number, call: (signal: AbortSignal) => Promise<T>, onTimeout: () => Error): Promise<T> {
+  const controller = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => {
+      controller.abort();
+      reject(onTimeout());
+    }, ms);
+  });
+  try {
+    return await Promise.race([call(controller.signal), deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Resolves the region and prepares SDK clients. Throws ProxyError(Usage) when
+ * no region is configured anywhere, or the CA bundle cannot be read.
+ * Credentials are only looked up by the first call.
+ */
+export async function createSsmApi(cfg: SsmConfig): Promise<SsmApi> {
+  const logger = cfg.logger ?? silentLogger;
+  const timeouts: SsmTimeouts = { ...DEFAULT_TIMEOUTS, ...cfg.timeouts };
+  const ca = cfg.caBundle !== undefined ? readCaBundle(cfg.caBundle) : undefined;
+
+  // Before the SDK loads: its client constructor warns about Node < 22 on every run.
+  installWarningFilter();
+  const startedLoading = performance.now();
+  const [ssm, providers] = await Promise.all([import('@aws-sdk/client-ssm'), import('@aws-sdk/credential-providers')]);
+  logger.trace(`AWS SDK loaded in ${Math.round(performance.now() - startedLoading)} ms`);
+
+  const sdkLogger = {
+    trace: (...args: unknown[]) => logger.trace(sdkLogLine(args)),
+    debug: (...args: unknown[]) => logger.trace(sdkLogLine(args)),
+    info: (...args: unknown[]) => logger.debug(sdkLogLine(args)),
+    warn: (...args: unknown[]) => logger.warn(sdkLogLine(args)),
+    error: (...args: unknown[]) => logger.debug(sdkLogLine(args)),
+  };
+
+  const httpsAgent = ca !== undefined ? { keepAlive: true, ca } : undefined;
+  const requestHandler = (requestMs: number) => ({
+    connectionTimeout: timeouts.connectMs,
+    requestTimeout: requestMs,
+    // Without this the SDK only logs a warning when requestTimeout passes.
+    throwOnRequestTimeout: true,
+    ...(httpsAgent ? { httpsAgent } : {}),
+  });
+
+  // The credential chain is created once the region is known, so role
+  // assumption and SSO calls use the same region (and partition) as SSM.
+  let credentialChain: CredentialChain | undefined;
+  const credentials: CredentialChain = async (props) => {
+    if (!credentialChain) throw new ProxyError(ExitCode.Failure, 'internal error: credentials requested before the region was resolved');
+    return credentialChain(props);
+  };
+
+  const baseConfig: SSMClientConfig = {
+    credentials,
+    ...(cfg.region !== undefined ? { region: cfg.region } : {}),
+    ...(cfg.profile !== undefined ? { profile: cfg.profile } : {}),
+    ...(cfg.endpointUrl !== undefined ? { endpoint: cfg.endpointUrl } : {}),
+  };
+  const client: SSMClient = new ssm.SSMClient({ ...baseConfig, requestHandler: requestHandler(timeouts.requestMs) });
+
+  let region: string;
+  try {
+    region = await client.config.region();
+  } catch (err) {
+    if (/region is missing/i.test((err as Error)?.message ?? '')) {
+      const where = cfg.profile !== undefined ? ` (profile ${cfg.profile})` : '';
+      throw new ProxyError(
+        ExitCode.Usage,
+        `no AWS region configured${where}; pass --region, set AWS_REGION, or set region in your AWS config profile`,
+        'RegionMissing',
+      );
+    }
+    throw classifyAwsError(err, { operation: 'configuration' });
+  }
+
+  const imds = imdsSettings(timeouts.imdsMs);
+  credentialChain = providers.fromNodeProviderChain({
+    ...(cfg.profile !== undefined ? { profile: cfg.profile } : {}),
+    // STS (role assumption) and SSO calls get the same timeouts and CA bundle as SSM.
+    clientConfig: { region, requestHandler: requestHandler(timeouts.requestMs) },
+    timeout: imds.timeout,
+    maxRetries: imds.maxRetries,
+    logger: sdkLogger,
+  });
+
+  const endpointForMessages = cfg.endpointUrl;
+  const context = (operation: string, extra: Partial<AwsErrorContext> = {}): AwsErrorContext => ({
+    operation,
+    region,
+    ...(cfg.profile !== undefined ? { profile: cfg.profile } : {}),
+    ...(endpointForMessages !== undefined ? { endpoint: endpointForMessages } : {}),
+    ...extra,
+  });
+  const timeoutError = (operation: string) => () =>
+    new ProxyError(
+      ExitCode.Network,
+      `${operation} got no answer from ${endpointForMessages ?? `the SSM endpoint in ${region}`} within ${Math.round(timeouts.callMs / 1000)} s; check your network and proxy settings`,
+      'TimeoutError',
+    );
+
+  /** Separate so a missing-credentials failure is reported as such, not as an API error. */
+  async function ensureCredentials(ctx: AwsErrorContext, forceRefresh = false): Promise<void> {
+    const started = performance.now();
+    try {
+      await credentials(forceRefresh ? { forceRefresh: true } : {});
+    } catch (err) {
+      logger.debug(`credential lookup failed after ${Math.round(performance.now() - started)} ms`);
+      throw classifyAwsError(err, { ...ctx, operation: 'credentials' });
+    }
+    logger.trace(`credentials ready in ${Math.round(performance.now() - started)} ms`);
+  }
+
+  const streamUrls = new Map<string, string>();
+
+  function registerToken(token: string): void {
+    logger.addSecret(token);
+  }
+
+  let terminateClient: SSMClient | undefined;
+
+  return {
+    region,
+    endpointIsLoopback: isLoopbackUrl(cfg.endpointUrl),
+
+    async startSession(req) {
+      const ctx = context('StartSession', { target: req.target, documentName: req.documentName });
+      await ensureCredentials(ctx);
+      const input = {
+        Target: req.target,
+        DocumentName: req.documentName,
+        Parameters: { portNumber: [String(req.port)] },
+        ...(req.reason ? { Reason: req.reason } : {}),
+      };
+      logger.debug(`StartSession ${req.target} port ${req.port} document ${req.documentName} in ${region}`);
+      let out: { SessionId?: string; StreamUrl?: string; TokenValue?: string };
+      try {
+        out = await withDeadline(
+          timeouts.callMs,
+          (abortSignal) => client.send(new ssm.StartSessionCommand(input), { abortSignal }),
+          timeoutError('StartSession'),
+        );
+      } catch (err) {
+        throw classifyAwsError(err, ctx);
+      }
+      if (out.TokenValue) registerToken(out.TokenValue);
+      const missing = (['SessionId', 'StreamUrl', 'TokenValue'] as const).filter((k) => !out[k]);
+      if (missing.length > 0) {
+        throw new ProxyError(
+          ExitCode.Protocol,
+          `StartSession answered without ${missing.join(', ')}; the endpoint ${endpointForMessages ?? `in ${region}`} does not behave like SSM, check --endpoint-url`,
+          'IncompleteResponse',
+        );
+      }
+      const start: SessionStart = { sessionId: out.SessionId!, streamUrl: out.StreamUrl!, tokenValue: out.TokenValue! };
+      streamUrls.set(start.sessionId, start.streamUrl);
+      logger.debug(`session ${start.sessionId} started`);
+      return start;
+    },
+
+    async resumeSession(sessionId) {
+      const ctx = context('ResumeSession', { sessionId });
+      await ensureCredentials(ctx);
+      const send = () =>
+        withDeadline(
+          timeouts.callMs,
+          (abortSignal) => client.send(new ssm.ResumeSessionCommand({ SessionId: sessionId }), { abortSignal }),
+          timeoutError('ResumeSession'),
+        );
+      let out: { SessionId?: string; StreamUrl?: string; TokenValue?: string };
+      try {
+        out = await send();
+      } catch (first) {
+        const classified = classifyAwsError(first, ctx);
+        if (classified.exitCode !== ExitCode.Credentials) throw classified;
+        // Long sessions outlive short-term credentials: reload them once (PROTOCOL.md §11.6).
+        logger.debug(`ResumeSession: ${classified.message}; reloading credentials once`);
+        await ensureCredentials(ctx, true);
+        try {
+          out = await send();
+        } catch (second) {
+          throw classifyAwsError(second, ctx);
+        }
+      }
+      if (!out.TokenValue) {
+        logger.debug(`ResumeSession for ${sessionId} returned no token: the session timed out`);
+        return 'timed-out';
+      }
+      registerToken(out.TokenValue);
+      const streamUrl = out.StreamUrl || streamUrls.get(sessionId) || '';
+      if (out.StreamUrl) streamUrls.set(sessionId, out.StreamUrl);
+      return { sessionId: out.SessionId || sessionId, streamUrl, tokenValue: out.TokenValue };
+    },
+
+    async terminateSession(sessionId, timeoutMs = DEFAULT_TERMINATE_TIMEOUT_MS) {
+      try {
+        terminateClient ??= new ssm.SSMClient({
+          ...baseConfig,
+          region,
+          maxAttempts: 1,
+          requestHandler: { ...requestHandler(timeoutMs), connectionTimeout: Math.min(timeouts.connectMs, timeoutMs) },
+        });
+        const sender = terminateClient;
+        await withDeadline(
+          timeoutMs,
+          (abortSignal) => sender.send(new ssm.TerminateSessionCommand({ SessionId: sessionId }), { abortSignal }),
+          () => new ProxyError(ExitCode.Network, `TerminateSession timed out after ${timeoutMs} ms`, 'TimeoutError'),
+        );
+        logger.debug(`session ${sessionId} terminated`);
+      } catch (err) {
+        const classified = classifyAwsError(err, context('TerminateSession', { sessionId }));
+        logger.debug(`TerminateSession ${sessionId} ignored: ${classified.message}`);
+      }
+    },
+  };
+}

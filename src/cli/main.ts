@@ -1,0 +1,107 @@
+// ssm-proxy entry point: `ProxyCommand ssm-proxy %h %p`.
+// stdout carries the SSH stream and nothing else; people read stderr.
+import { installWarningFilter } from './warnings.ts';
+import { CLIENT_VERSION, VERSION, parseArgs, usageText, type ProxyOptions } from './args.ts';
+import { ExitCode, ProxyError, SIGNAL_EXIT_BASE } from './exit-codes.ts';
+import { createLogger, formatErrorLine, type Logger } from './log.ts';
+
+installWarningFilter();
+// Guard the SSH stream: anything a dependency prints with console.* goes to stderr.
+console.log = console.info = console.debug = (...args: unknown[]) => console.error(...args);
+
+const SIGNAL_NUMBERS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
+
+async function flushStdout(timeoutMs: number): Promise<void> {
+  if (process.stdout.writableLength === 0) return;
+  await new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, timeoutMs);
+    process.stdout.write('', () => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
+}
+
+async function exit(code: number, logger?: Logger): Promise<never> {
+  await flushStdout(2_000);
+  logger?.close();
+  process.exit(code);
+}
+
+async function run(options: ProxyOptions, logger: Logger): Promise<never> {
+  // Until a session exists a signal just ends the process; afterwards it terminates the session first.
+  let onSignal: (name: string) => void = (name) => void exit(SIGNAL_EXIT_BASE + (SIGNAL_NUMBERS[name] ?? 15), logger);
+  for (const s of Object.keys(SIGNAL_NUMBERS)) process.on(s, () => onSignal(s));
+
+  const { createSsmApi } = await import('../aws/ssm.ts');
+  const api = await createSsmApi({ region: options.region, profile: options.profile, endpointUrl: options.endpointUrl, logger, caBundle: options.caBundle });
+  const t0 = performance.now();
+  const start = await api.startSession({ target: options.target, documentName: options.documentName, port: options.port, reason: options.reason });
+  logger.addSecret(start.tokenValue);
+  logger.debug(`session ${start.sessionId} started in ${(performance.now() - t0).toFixed(0)} ms`);
+
+  const { PortSession } = await import('../session/port-session.ts');
+  const session = new PortSession({
+    sessionId: start.sessionId,
+    streamUrl: start.streamUrl,
+    tokenValue: start.tokenValue,
+    targetPort: options.port,
+    api: {
+      resumeSession: async (id) => {
+        const r = await api.resumeSession(id);
+        if (r !== 'timed-out') logger.addSecret(r.tokenValue);
+        return r;
+      },
+      terminateSession: (id, ms) => api.terminateSession(id, ms),
+    },
+    stdin: process.stdin,
+    stdout: process.stdout,
+    logger,
+    clientVersion: CLIENT_VERSION,
+    allowInsecure: api.endpointIsLoopback,
+    frameRate: options.frameRate,
+    maxPayload: options.maxPayload,
+  });
+  onSignal = (name) => session.signal(name);
+  const outcome = await session.run();
+  const s = session.stats;
+  logger.debug(`session ${start.sessionId} ended: exit ${outcome.code}, ${s.bytesOut} bytes sent, ${s.bytesIn} received, ${s.retransmissions} retransmissions, ${s.reconnects} reconnects`);
+  if (outcome.message) logger.error(outcome.message);
+  return exit(outcome.code, logger);
+}
+
+async function main(): Promise<void> {
+  const parsed = parseArgs(process.argv.slice(2), process.env);
+  switch (parsed.kind) {
+    case 'help':
+      process.stdout.write(usageText());
+      return exit(ExitCode.Ok);
+    case 'version':
+      process.stdout.write(`ssm-proxy ${VERSION} (reports client version ${CLIENT_VERSION} to the SSM agent)\n`);
+      return exit(ExitCode.Ok);
+    case 'error':
+      process.stderr.write(formatErrorLine(parsed.message));
+      return exit(ExitCode.Usage);
+  }
+  let logger: Logger;
+  try {
+    logger = createLogger({ verbose: parsed.options.verbose, logFile: parsed.options.logFile });
+  } catch (err) {
+    process.stderr.write(formatErrorLine(err instanceof Error ? err.message : String(err)));
+    return exit(err instanceof ProxyError ? err.exitCode : ExitCode.Usage);
+  }
+  try {
+    await run(parsed.options, logger);
+  } catch (err) {
+    if (err instanceof ProxyError) {
+      logger.error(err.message);
+      await exit(err.exitCode, logger);
+    }
+    const e = err as Error;
+    logger.error(`unexpected failure: ${e && e.message ? e.message : String(err)}; run again with -vv and report it`);
+    logger.debug(e && e.stack ? e.stack : String(err));
+    await exit(ExitCode.Failure, logger);
+  }
+}
+
+void main();

@@ -1,0 +1,366 @@
+// An SSH port session (PROTOCOL.md §9, §10, §11): stdin and stdout wired to the
+// reliable channel with back-pressure both ways, the terminate procedure, and
+// reconnect via ResumeSession. All protocol decisions stay in ReliableChannel.
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import type { Readable, Writable } from 'node:stream';
+import { ReliableChannel, type ChannelEvent } from '../channel/channel.ts';
+import { PayloadFlag, TERMINATE_FLAG_MIN_AGENT_EXCLUSIVE } from '../protocol/constants.ts';
+import { versionGreaterThan } from '../protocol/version.ts';
+import { ExitCode, ProxyError, SIGNAL_EXIT_BASE } from '../cli/exit-codes.ts';
+import type { Logger } from '../cli/log.ts';
+import { WebSocketLink } from '../transport/websocket-link.ts';
+
+export interface ResumeApi {
+  resumeSession(sessionId: string): Promise<{ streamUrl: string; tokenValue: string } | 'timed-out'>;
+  terminateSession(sessionId: string, timeoutMs?: number): Promise<void>;
+}
+
+export interface PortSessionOptions {
+  sessionId: string;
+  streamUrl: string;
+  tokenValue: string;
+  targetPort: number;
+  api: ResumeApi;
+  stdin: Readable;
+  stdout: Writable;
+  logger: Logger;
+  clientVersion: string;
+  allowInsecure: boolean;
+  frameRate: number;
+  maxPayload: number;
+  window?: number;
+  handshakeTimeoutMs?: number;
+  reconnectBudgetMs?: number;
+  /** Wait for outstanding data to be acked at stdin EOF (§10.2: 5 s) or on a signal (1 s). */
+  drainTimeoutMs?: number;
+  signalDrainTimeoutMs?: number;
+  flagAckTimeoutMs?: number;
+  terminateApiTimeoutMs?: number;
+  pingIntervalMs?: number;
+  deadAfterMs?: number;
+}
+
+export interface SessionStats {
+  connectMs: number;
+  bytesIn: number;
+  bytesOut: number;
+  reconnects: number;
+  retransmissions: number;
+}
+
+interface Outcome {
+  code: number;
+  message?: string;
+}
+
+const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
+
+export class PortSession {
+  private readonly channel: ReliableChannel;
+  private readonly link: WebSocketLink;
+  private readonly log: Logger;
+  private timer: NodeJS.Timeout | null = null;
+  private timerAt = Infinity;
+  private handshakeTimer: NodeJS.Timeout | null = null;
+  private stdinStarted = false;
+  private stdinEnded = false;
+  private stdoutBlocked = false;
+  private terminating = false;
+  private finished = false;
+  private reconnecting = false;
+  private sawHandshake = false;
+  private readonly started = performance.now();
+  private resolveRun!: (o: Outcome) => void;
+  private waiters: (() => void)[] = [];
+  readonly stats: SessionStats = { connectMs: 0, bytesIn: 0, bytesOut: 0, reconnects: 0, retransmissions: 0 };
+
+  constructor(private readonly o: PortSessionOptions) {
+    this.log = o.logger;
+    this.channel = new ReliableChannel({
+      role: 'client',
+      now: this.now(),
+      clientVersion: o.clientVersion,
+      frameRate: o.frameRate,
+      maxPayload: o.maxPayload,
+      window: o.window,
+      connected: false,
+    });
+    this.link = new WebSocketLink({
+      clientId: randomUUID(),
+      clientVersion: o.clientVersion,
+      allowInsecure: o.allowInsecure,
+      logger: o.logger,
+      pingIntervalMs: o.pingIntervalMs,
+      deadAfterMs: o.deadAfterMs,
+    });
+  }
+
+  private now(): number {
+    return performance.now();
+  }
+
+  /** Runs the session to its end and returns the exit code (and a message for a person, if any). */
+  async run(): Promise<Outcome> {
+    const done = new Promise<Outcome>((resolve) => (this.resolveRun = resolve));
+    this.link.on('message', (buf) => {
+      this.channel.receive(buf, this.now());
+      this.flush();
+    });
+    this.link.on('down', (why) => void this.onDown(why));
+    this.o.stdout.on('drain', () => {
+      this.stdoutBlocked = false;
+      this.link.resumeReading();
+    });
+    this.o.stdout.on('error', (err: NodeJS.ErrnoException) => {
+      this.log.debug(`stdout: ${err.code ?? err.message}`);
+      void this.terminate({ code: ExitCode.Ok }, 'ssh closed the connection (stdout)');
+    });
+    try {
+      await this.link.connect(this.o.streamUrl, this.o.tokenValue);
+    } catch (err) {
+      this.finish(err instanceof ProxyError ? { code: err.exitCode, message: err.message } : { code: ExitCode.Network, message: String(err) });
+      return done;
+    }
+    this.channel.setConnected(true, this.now());
+    this.flush();
+    this.handshakeTimer = setTimeout(() => {
+      if (!this.channel.ready) {
+        void this.terminate({ code: ExitCode.Protocol, message: `no handshake from the SSM agent within ${Math.round(this.handshakeTimeoutMs / 1000)} s; check that the agent on the target is running and up to date` }, 'handshake timeout');
+      }
+    }, this.handshakeTimeoutMs);
+    return done;
+  }
+
+  private get handshakeTimeoutMs(): number {
+    return this.o.handshakeTimeoutMs ?? 30_000;
+  }
+
+  /** Starts the terminate procedure on a signal (SIGHUP from ssh, SIGTERM, SIGINT). */
+  signal(name: string): void {
+    const n = SIGNALS[name] ?? 15;
+    if (this.terminating) {
+      // A second signal while cleaning up: stop waiting.
+      this.finish({ code: SIGNAL_EXIT_BASE + n });
+      return;
+    }
+    void this.terminate({ code: SIGNAL_EXIT_BASE + n }, name, true);
+  }
+
+  // ---- the pump: after every input, send, deliver, react, re-arm ----
+
+  private flush(): void {
+    const out = this.channel.drain();
+    if (out.transmit.length > 0) this.link.sendFrames(out.transmit);
+    for (const b of out.deliver) {
+      this.stats.bytesIn += b.length;
+      if (!this.finished && !this.o.stdout.write(b) && !this.stdoutBlocked) {
+        // ssh is not keeping up: stop reading the websocket until stdout drains.
+        this.stdoutBlocked = true;
+        this.link.pauseReading();
+      }
+    }
+    for (const e of out.events) this.onEvent(e);
+    this.rearm();
+    if (this.waiters.length > 0) {
+      const w = this.waiters;
+      this.waiters = [];
+      for (const f of w) f();
+    }
+  }
+
+  private rearm(): void {
+    if (this.finished) return;
+    const now = this.now();
+    const at = this.channel.nextDeadline(now);
+    if (at === Infinity) return;
+    if (this.timer && this.timerAt <= at) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.timerAt = Infinity;
+      this.channel.tick(this.now());
+      this.flush();
+    }, Math.max(0, Math.ceil(at - now)));
+  }
+
+  private onEvent(e: ChannelEvent): void {
+    switch (e.type) {
+      case 'handshake-request':
+        this.sawHandshake = true;
+        this.log.debug(`handshake: agent version ${e.request.agentVersion}`);
+        break;
+      case 'ready':
+        if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
+        this.stats.connectMs = this.now() - this.started;
+        this.log.debug(`session ready after ${this.stats.connectMs.toFixed(0)} ms`);
+        if (e.customerMessage) this.log.info(e.customerMessage);
+        this.startStdin();
+        break;
+      case 'channel-closed':
+        this.onChannelClosed(e.closed.output);
+        break;
+      case 'fatal':
+        void this.terminate({ code: ExitCode.Protocol, message: e.kind === 'handshake' ? `the session handshake failed: ${e.message}` : `protocol error from the service: ${e.message}; retry, and report it if it persists` }, 'protocol error');
+        break;
+      case 'give-up':
+        void this.terminate({ code: ExitCode.ConnectionLost, message: `the SSM agent has not acknowledged data for ${Math.round(e.unackedMs / 1000)} s; giving up on the session` }, 'give-up');
+        break;
+      case 'flag':
+        if (e.flag === PayloadFlag.ConnectToPortError) {
+          void this.terminate({ code: ExitCode.PortRefused, message: `the SSM agent could not connect to port ${this.o.targetPort} on the target; check that sshd is listening there` }, 'ConnectToPortError');
+        }
+        break;
+      case 'drain':
+        if (this.stdinStarted && !this.stdinEnded && !this.terminating) this.o.stdin.resume();
+        break;
+      case 'paused':
+      case 'resumed':
+        this.log.debug(`service ${e.type} publication`);
+        break;
+      case 'anomaly':
+        this.log.debug(`ignored from the service: ${e.kind}: ${e.detail}`);
+        break;
+      case 'handshake-response':
+        break;
+    }
+  }
+
+  private startStdin(): void {
+    if (this.stdinStarted || this.terminating) return;
+    this.stdinStarted = true;
+    const stdin = this.o.stdin;
+    stdin.on('data', (chunk: Buffer) => {
+      this.stats.bytesOut += chunk.length;
+      if (!this.channel.write(chunk, this.now())) stdin.pause();
+      this.flush();
+    });
+    stdin.on('end', () => {
+      this.stdinEnded = true;
+      void this.terminate({ code: ExitCode.Ok }, 'stdin closed');
+    });
+    stdin.on('error', (err) => {
+      this.log.debug(`stdin: ${err.message}`);
+      this.stdinEnded = true;
+      void this.terminate({ code: ExitCode.Ok }, 'stdin error');
+    });
+    stdin.resume();
+  }
+
+  private onChannelClosed(output: string): void {
+    if (output === '') {
+      this.log.debug('the service closed the session');
+      this.finish({ code: ExitCode.Ok });
+      return;
+    }
+    if (/unable to connect|connection refused|connect: /i.test(output)) {
+      this.finish({ code: ExitCode.PortRefused, message: `the SSM agent could not connect to port ${this.o.targetPort} on the target (${output}); check that sshd is listening on that port` });
+      return;
+    }
+    this.finish({ code: ExitCode.Failure, message: `the session was closed by the service: ${output}` });
+  }
+
+  // ---- termination (§10.2) ----
+
+  private waitFor(cond: () => boolean, timeoutMs: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      if (cond() || this.finished) return resolve(cond());
+      const t = setTimeout(() => resolve(false), timeoutMs);
+      const check = () => {
+        if (cond() || this.finished) {
+          clearTimeout(t);
+          resolve(cond());
+        } else this.waiters.push(check);
+      };
+      this.waiters.push(check);
+    });
+  }
+
+  private async terminate(outcome: Outcome, why: string, bySignal = false): Promise<void> {
+    if (this.terminating || this.finished) return;
+    this.terminating = true;
+    this.log.debug(`terminating: ${why}`);
+    this.o.stdin.pause();
+    if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
+    const live = () => this.link.isOpen && !this.finished;
+    if (this.channel.ready && live()) {
+      const drainMs = bySignal ? (this.o.signalDrainTimeoutMs ?? 1_000) : (this.o.drainTimeoutMs ?? 5_000);
+      const drained = await this.waitFor(() => this.channel.unacked === 0 && this.channel.pendingBytes === 0, drainMs);
+      if (!drained) this.log.debug('terminating with data still unacknowledged');
+      if (live() && versionGreaterThan(this.channel.agentVersion, TERMINATE_FLAG_MIN_AGENT_EXCLUSIVE)) {
+        this.channel.sendFlag(PayloadFlag.TerminateSession, this.now());
+        this.flush();
+        await this.waitFor(() => this.channel.unacked === 0, this.o.flagAckTimeoutMs ?? 2_000);
+      }
+    }
+    if (!this.channel.closed) await this.o.api.terminateSession(this.o.sessionId, this.o.terminateApiTimeoutMs ?? 3_000);
+    this.finish(outcome);
+  }
+
+  private finish(outcome: Outcome): void {
+    if (this.finished) return;
+    this.finished = true;
+    if (this.timer) clearTimeout(this.timer);
+    if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
+    this.stats.retransmissions = this.channel.senderStats.retransmissions;
+    this.o.stdin.pause();
+    this.o.stdin.removeAllListeners('data');
+    for (const w of this.waiters.splice(0)) w();
+    void this.link.close().then(() => this.resolveRun(outcome));
+  }
+
+  // ---- reconnect (§11.6) ----
+
+  private async onDown(why: string): Promise<void> {
+    if (this.finished || this.reconnecting) return;
+    this.channel.setConnected(false, this.now());
+    this.log.debug(`data channel lost: ${why}`);
+    if (this.channel.closed) return;
+    if (!this.sawHandshake) {
+      this.finish({ code: ExitCode.Network, message: `the Session Manager data channel closed during setup (${why}); retry, and check network access to ssmmessages` });
+      return;
+    }
+    this.reconnecting = true;
+    const budget = this.o.reconnectBudgetMs ?? 300_000;
+    const deadline = this.now() + budget;
+    let delay = 500;
+    let url = this.o.streamUrl;
+    let lastError = why;
+    try {
+      for (let attempt = 1; !this.finished; attempt++) {
+        try {
+          const r = await this.o.api.resumeSession(this.o.sessionId);
+          if (r === 'timed-out') {
+            this.finish({ code: ExitCode.ConnectionLost, message: 'the session timed out while reconnecting; start a new connection' });
+            return;
+          }
+          if (this.finished) return;
+          if (r.streamUrl) url = r.streamUrl;
+          await this.link.connect(url, r.tokenValue);
+          this.stats.reconnects++;
+          this.log.debug(`data channel resumed after ${attempt} attempt(s)`);
+          this.channel.setConnected(true, this.now());
+          this.flush();
+          return;
+        } catch (err) {
+          if (err instanceof ProxyError && err.exitCode !== ExitCode.Network) {
+            this.finish({ code: err.exitCode === ExitCode.ConnectionLost ? ExitCode.ConnectionLost : err.exitCode, message: `cannot resume the session: ${err.message}` });
+            return;
+          }
+          lastError = err instanceof Error ? err.message : String(err);
+          this.log.debug(`resume attempt ${attempt} failed: ${lastError}`);
+        }
+        if (this.now() + delay > deadline) break;
+        const jittered = delay * (0.8 + Math.random() * 0.4);
+        await new Promise((r) => setTimeout(r, jittered));
+        delay = Math.min(delay * 2, 10_000);
+      }
+      if (!this.finished) {
+        this.finish({ code: ExitCode.ConnectionLost, message: `lost the connection to Session Manager and could not resume within ${Math.round(budget / 1000)} s (${lastError}); check your network` });
+      }
+    } finally {
+      this.reconnecting = false;
+    }
+  }
+}

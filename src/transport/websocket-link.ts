@@ -1,0 +1,173 @@
+// One data-channel websocket (PROTOCOL.md §3): connect, send the OpenDataChannel
+// text frame, pass binary messages up, keep the connection alive and notice
+// when it dies. Reconnecting is the session's decision, not this class's.
+import { readFileSync } from 'node:fs';
+import { EventEmitter } from 'node:events';
+import { randomUUID } from 'node:crypto';
+import WebSocket from 'ws';
+import { encodeOpenDataChannel } from '../protocol/payloads.ts';
+import { ExitCode, ProxyError } from '../cli/exit-codes.ts';
+import type { Logger } from '../cli/log.ts';
+
+export interface LinkOptions {
+  clientId: string;
+  clientVersion: string;
+  /** ws:// is accepted only when the SSM endpoint itself is a loopback override (tests, the demo). */
+  allowInsecure: boolean;
+  logger: Logger;
+  connectTimeoutMs?: number;
+  pingIntervalMs?: number;
+  /** No frame or pong for this long means the connection is dead (§3.4: 90 s). */
+  deadAfterMs?: number;
+}
+
+export interface LinkEvents {
+  message: [Buffer];
+  down: [string];
+}
+
+export class WebSocketLink extends EventEmitter<LinkEvents> {
+  private ws: WebSocket | null = null;
+  private pingTimer: NodeJS.Timeout | null = null;
+  private lastHeard = 0;
+  private closedByUs = false;
+  private readonly connectTimeoutMs: number;
+  private readonly pingIntervalMs: number;
+  private readonly deadAfterMs: number;
+
+  constructor(private readonly opts: LinkOptions) {
+    super();
+    this.connectTimeoutMs = opts.connectTimeoutMs ?? 15_000;
+    this.pingIntervalMs = opts.pingIntervalMs ?? 30_000;
+    this.deadAfterMs = opts.deadAfterMs ?? 90_000;
+  }
+
+  get isOpen(): boolean {
+    return this.ws !== null && this.ws.readyState === WebSocket.OPEN;
+  }
+
+  get bufferedAmount(): number {
+    return this.ws ? this.ws.bufferedAmount : 0;
+  }
+
+  /** Opens the websocket and sends OpenDataChannel. Rejects with a ProxyError (exit code 6). */
+  connect(streamUrl: string, token: string): Promise<void> {
+    const url = this.checkUrl(streamUrl);
+    this.closedByUs = false;
+    return new Promise((resolve, reject) => {
+      const ca = process.env.AWS_CA_BUNDLE ? readFileSync(process.env.AWS_CA_BUNDLE) : undefined;
+      const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: this.connectTimeoutMs, ca, maxPayload: 16 * 1024 * 1024 });
+      ws.binaryType = 'nodebuffer';
+      let settled = false;
+      const where = `${url.protocol}//${url.host}`;
+      const fail = (why: string) => {
+        if (settled) return;
+        settled = true;
+        ws.removeAllListeners();
+        ws.on('error', () => {});
+        ws.terminate();
+        reject(new ProxyError(ExitCode.Network, `cannot open the Session Manager data channel at ${where}: ${why}; check your network, proxy and firewall settings for ssmmessages`, 'WebSocketOpenFailed'));
+      };
+      ws.once('unexpected-response', (_req, res) => fail(`the service answered HTTP ${res.statusCode}${res.statusMessage ? ` ${res.statusMessage}` : ''}`));
+      ws.once('error', (err) => fail(err.message || String(err)));
+      ws.once('close', (code, reason) => fail(`closed before opening (code ${code}${reason.length ? `, ${reason.toString()}` : ''})`));
+      ws.once('open', () => {
+        if (settled) return;
+        settled = true;
+        ws.removeAllListeners();
+        this.ws = ws;
+        this.attach(ws);
+        ws.send(encodeOpenDataChannel({ messageSchemaVersion: '1.0', requestId: randomUUID(), tokenValue: token, clientId: this.opts.clientId, clientVersion: this.opts.clientVersion }), { binary: false });
+        this.opts.logger.debug(`data channel open to ${where}`);
+        resolve();
+      });
+    });
+  }
+
+  private checkUrl(streamUrl: string): URL {
+    let url: URL;
+    try {
+      url = new URL(streamUrl);
+    } catch {
+      throw new ProxyError(ExitCode.Protocol, 'the service returned a StreamUrl that is not a URL; this is unexpected, retry or report it', 'BadStreamUrl');
+    }
+    if (url.protocol === 'wss:') return url;
+    if (url.protocol === 'ws:' && this.opts.allowInsecure) return url;
+    throw new ProxyError(ExitCode.Protocol, `refusing the unencrypted data channel URL ${url.protocol}//${url.host}: only wss:// is accepted unless the SSM endpoint is a loopback address`, 'InsecureStreamUrl');
+  }
+
+  private attach(ws: WebSocket): void {
+    this.lastHeard = Date.now();
+    ws.on('message', (data: Buffer) => {
+      this.lastHeard = Date.now();
+      this.emit('message', data);
+    });
+    ws.on('pong', () => {
+      this.lastHeard = Date.now();
+    });
+    ws.on('ping', () => {
+      this.lastHeard = Date.now();
+    });
+    ws.on('error', (err) => this.down(`websocket error: ${err.message}`));
+    ws.on('close', (code, reason) => this.down(`websocket closed (code ${code}${reason.length ? `, ${reason.toString()}` : ''})`));
+    this.pingTimer = setInterval(() => {
+      if (Date.now() - this.lastHeard > this.deadAfterMs) {
+        this.down(`no traffic from the service for ${Math.round(this.deadAfterMs / 1000)} s`);
+        return;
+      }
+      // Transport keepalive only: pings do not count as session activity (§3.4).
+      if (ws.readyState === WebSocket.OPEN) ws.ping(Buffer.from('keepalive'));
+    }, this.pingIntervalMs);
+    this.pingTimer.unref();
+  }
+
+  private down(reason: string): void {
+    const ws = this.ws;
+    if (!ws) return;
+    this.ws = null;
+    if (this.pingTimer) clearInterval(this.pingTimer);
+    this.pingTimer = null;
+    ws.removeAllListeners();
+    ws.on('error', () => {});
+    ws.terminate();
+    if (!this.closedByUs) this.emit('down', reason);
+  }
+
+  /** Sends a batch of frames; returns false if the socket is not open. */
+  sendFrames(frames: Buffer[]): boolean {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return false;
+    for (const f of frames) ws.send(f, { binary: true });
+    return true;
+  }
+
+  pauseReading(): void {
+    this.ws?.pause();
+  }
+
+  resumeReading(): void {
+    this.ws?.resume();
+  }
+
+  /** Closes with 1000 (normal) after the queued frames are written. */
+  close(): Promise<void> {
+    this.closedByUs = true;
+    const ws = this.ws;
+    if (this.pingTimer) clearInterval(this.pingTimer);
+    this.pingTimer = null;
+    if (!ws) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(t);
+        this.ws = null;
+        resolve();
+      };
+      const t = setTimeout(() => {
+        ws.terminate();
+        done();
+      }, 1000);
+      ws.once('close', done);
+      ws.close(1000);
+    });
+  }
+}

@@ -1,0 +1,534 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createSsmApi, isLoopbackUrl, type SsmConfig } from '../../src/aws/ssm.ts';
+import { ExitCode, ProxyError } from '../../src/cli/exit-codes.ts';
+import { createLogger } from '../../src/cli/log.ts';
+
+const ACCESS_KEY = 'AKIDEXAMPLE0123456789';
+const SECRET_KEY = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY';
+const TOKEN = 'AAEAAExampleTokenValue0123456789abcdef==';
+const REPO = fileURLToPath(new URL('../..', import.meta.url));
+
+type Reply = { status: number; body: unknown; contentType?: string } | 'hang';
+
+interface RecordedRequest {
+  operation: string;
+  body: Record<string, unknown>;
+  headers: IncomingHttpHeaders;
+}
+
+/** A stand-in for the SSM JSON 1.1 API on 127.0.0.1. */
+class FakeSsm {
+  readonly requests: RecordedRequest[] = [];
+  reply: (operation: string, body: Record<string, unknown>, count: number) => Reply = () => ok();
+  private server: Server;
+  url = '';
+
+  constructor() {
+    this.server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const raw = Buffer.concat(chunks).toString('utf8');
+        // SSM speaks JSON 1.1; STS (role assumption) speaks the query protocol.
+        const isQuery = String(req.headers['content-type']).startsWith('application/x-www-form-urlencoded');
+        const body = (isQuery ? Object.fromEntries(new URLSearchParams(raw)) : JSON.parse(raw || '{}')) as Record<string, unknown>;
+        const operation = isQuery ? `sts:${String(body.Action)}` : String(req.headers['x-amz-target'] ?? '').replace(/^AmazonSSM\./, '');
+        this.requests.push({ operation, body, headers: req.headers });
+        const count = this.requests.filter((r) => r.operation === operation).length;
+        const reply = this.reply(operation, body, count);
+        if (reply === 'hang') return;
+        res.writeHead(reply.status, { 'content-type': reply.contentType ?? 'application/x-amz-json-1.1' });
+        res.end(typeof reply.body === 'string' ? reply.body : JSON.stringify(reply.body));
+      });
+    });
+  }
+
+  async start(): Promise<void> {
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  async stop(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  count(operation: string): number {
+    return this.requests.filter((r) => r.operation === operation).length;
+  }
+}
+
+function ok(body: Record<string, unknown> = {}): Reply {
+  return {
+    status: 200,
+    body: {
+      SessionId: 'alice-0a1b2c3d4e5f67890',
+      StreamUrl: 'wss://ssmmessages.eu-west-1.amazonaws.com/v1/data-channel/alice-0a1b2c3d4e5f67890?role=publish_subscribe',
+      TokenValue: TOKEN,
+      ...body,
+    },
+  };
+}
+
+function awsError(code: string, message: string, status = 400): Reply {
+  return { status, body: { __type: code, message } };
+}
+
+/** A TCP server that accepts and never answers: a stuck endpoint or IMDS behind a firewall. */
+async function startSilentServer(): Promise<{ url: string; close: () => Promise<void> }> {
+  const sockets = new Set<import('node:net').Socket>();
+  const server: TcpServer = createTcpServer((s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+async function closedPortUrl(): Promise<string> {
+  const server = createTcpServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return `http://127.0.0.1:${port}`;
+}
+
+async function rejection(promise: Promise<unknown>): Promise<ProxyError> {
+  try {
+    await promise;
+  } catch (err) {
+    expect(err).toBeInstanceOf(ProxyError);
+    return err as ProxyError;
+  }
+  throw new Error('expected a rejection');
+}
+
+const savedEnv = { ...process.env };
+let home: string;
+let fake: FakeSsm;
+
+/** An environment with nothing AWS in it: no variables, empty config files, no IMDS. */
+beforeEach(async () => {
+  for (const key of Object.keys(process.env)) if (key.startsWith('AWS_')) delete process.env[key];
+  home = mkdtempSync(join(tmpdir(), 'ssm-proxy-home-'));
+  process.env.HOME = home;
+  process.env.AWS_CONFIG_FILE = join(home, 'config');
+  process.env.AWS_SHARED_CREDENTIALS_FILE = join(home, 'credentials');
+  process.env.AWS_EC2_METADATA_DISABLED = 'true';
+  fake = new FakeSsm();
+  await fake.start();
+});
+
+afterEach(async () => {
+  await fake.stop();
+  for (const key of Object.keys(process.env)) if (!(key in savedEnv)) delete process.env[key];
+  Object.assign(process.env, savedEnv);
+  rmSync(home, { recursive: true, force: true });
+});
+
+function useStaticCredentials(): void {
+  process.env.AWS_ACCESS_KEY_ID = ACCESS_KEY;
+  process.env.AWS_SECRET_ACCESS_KEY = SECRET_KEY;
+}
+
+function config(extra: Partial<SsmConfig> = {}): SsmConfig {
+  return { region: 'eu-west-1', endpointUrl: fake.url, ...extra };
+}
+
+const request = { target: 'i-0123456789abcdef0', documentName: 'AWS-StartSSHSession', port: 22 };
+
+describe('createSsmApi', () => {
+  it('reports the region and whether the endpoint is loopback', async () => {
+    const api = await createSsmApi(config());
+    expect(api.region).toBe('eu-west-1');
+    expect(api.endpointIsLoopback).toBe(true);
+  });
+
+  it("takes the region from the profile's config section", async () => {
+    writeFileSync(join(home, 'config'), '[profile dev]\nregion = ap-south-1\n');
+    writeFileSync(join(home, 'credentials'), `[dev]\naws_access_key_id = ${ACCESS_KEY}\naws_secret_access_key = ${SECRET_KEY}\n`);
+    const api = await createSsmApi({ profile: 'dev', endpointUrl: fake.url });
+    expect(api.region).toBe('ap-south-1');
+    await api.startSession(request);
+    expect(String(fake.requests[0].headers.authorization)).toContain(`Credential=${ACCESS_KEY}/`);
+    expect(String(fake.requests[0].headers.authorization)).toContain('/ap-south-1/ssm/aws4_request');
+  });
+
+  it("assumes the profile's role through STS in the profile's region", async () => {
+    writeFileSync(
+      join(home, 'config'),
+      '[profile base]\nregion = eu-north-1\n[profile admin]\nrole_arn = arn:aws:iam::111122223333:role/admin\nsource_profile = base\nregion = eu-north-1\n',
+    );
+    writeFileSync(join(home, 'credentials'), `[base]\naws_access_key_id = ${ACCESS_KEY}\naws_secret_access_key = ${SECRET_KEY}\n`);
+    process.env.AWS_ENDPOINT_URL_STS = fake.url;
+    fake.reply = (operation) =>
+      operation === 'sts:AssumeRole'
+        ? {
+            status: 200,
+            contentType: 'text/xml',
+            body:
+              '<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleResult><Credentials>' +
+              '<AccessKeyId>ASIAROLEKEY0000</AccessKeyId><SecretAccessKey>role-secret</SecretAccessKey>' +
+              '<SessionToken>role-session-token</SessionToken><Expiration>2099-01-01T00:00:00Z</Expiration></Credentials>' +
+              '<AssumedRoleUser><AssumedRoleId>AROA0:x</AssumedRoleId><Arn>arn:aws:sts::111122223333:assumed-role/admin/x</Arn>' +
+              '</AssumedRoleUser></AssumeRoleResult></AssumeRoleResponse>',
+          }
+        : ok();
+    const api = await createSsmApi({ profile: 'admin', endpointUrl: fake.url });
+    expect(api.region).toBe('eu-north-1');
+    await api.startSession(request);
+    expect(fake.requests.map((r) => r.operation)).toEqual(['sts:AssumeRole', 'StartSession']);
+    expect(fake.requests[0].body.RoleArn).toBe('arn:aws:iam::111122223333:role/admin');
+    expect(String(fake.requests[0].headers.authorization)).toContain(`Credential=${ACCESS_KEY}/`);
+    expect(String(fake.requests[0].headers.authorization)).toContain('/eu-north-1/sts/aws4_request');
+    expect(String(fake.requests[1].headers.authorization)).toContain('Credential=ASIAROLEKEY0000/');
+    expect(fake.requests[1].headers['x-amz-security-token']).toBe('role-session-token');
+  });
+
+  it('fails with a usage error when no region is configured anywhere', async () => {
+    const err = await rejection(createSsmApi({ endpointUrl: fake.url }));
+    expect(err.exitCode).toBe(ExitCode.Usage);
+    expect(err.message).toBe('no AWS region configured; pass --region, set AWS_REGION, or set region in your AWS config profile');
+  });
+
+  it('names the profile when its region is missing', async () => {
+    const err = await rejection(createSsmApi({ profile: 'nope', endpointUrl: fake.url }));
+    expect(err.exitCode).toBe(ExitCode.Usage);
+    expect(err.message).toContain('(profile nope)');
+  });
+
+  it('fails with a usage error when the CA bundle cannot be read', async () => {
+    const err = await rejection(createSsmApi(config({ caBundle: join(home, 'missing.pem') })));
+    expect(err.exitCode).toBe(ExitCode.Usage);
+    expect(err.message).toContain('ENOENT');
+  });
+});
+
+describe('startSession', () => {
+  beforeEach(useStaticCredentials);
+
+  it('sends the documented request and returns the session', async () => {
+    const api = await createSsmApi(config());
+    const start = await api.startSession({ ...request, port: 2222 });
+    expect(start).toEqual({
+      sessionId: 'alice-0a1b2c3d4e5f67890',
+      streamUrl: 'wss://ssmmessages.eu-west-1.amazonaws.com/v1/data-channel/alice-0a1b2c3d4e5f67890?role=publish_subscribe',
+      tokenValue: TOKEN,
+    });
+    expect(fake.requests).toHaveLength(1);
+    const [sent] = fake.requests;
+    expect(sent.operation).toBe('StartSession');
+    expect(sent.body).toEqual({
+      Target: 'i-0123456789abcdef0',
+      DocumentName: 'AWS-StartSSHSession',
+      Parameters: { portNumber: ['2222'] },
+    });
+    expect(sent.headers['content-type']).toBe('application/x-amz-json-1.1');
+    expect(sent.headers['x-amz-target']).toBe('AmazonSSM.StartSession');
+    expect(String(sent.headers.authorization)).toMatch(
+      new RegExp(`^AWS4-HMAC-SHA256 Credential=${ACCESS_KEY}/\\d{8}/eu-west-1/ssm/aws4_request`),
+    );
+  });
+
+  it('sends a reason when there is one', async () => {
+    const api = await createSsmApi(config());
+    await api.startSession({ ...request, reason: 'ticket 42' });
+    await api.startSession({ ...request, reason: '' });
+    expect(fake.requests[0].body.Reason).toBe('ticket 42');
+    expect(fake.requests[1].body).not.toHaveProperty('Reason');
+  });
+
+  it.each(['SessionId', 'StreamUrl', 'TokenValue'])('fails with exit 8 when %s is missing', async (field) => {
+    fake.reply = () => ok({ [field]: undefined });
+    const api = await createSsmApi(config());
+    const err = await rejection(api.startSession(request));
+    expect(err.exitCode).toBe(ExitCode.Protocol);
+    expect(err.message).toContain(field);
+  });
+
+  it('maps TargetNotConnected to exit 5 without retrying', async () => {
+    fake.reply = () => awsError('TargetNotConnected', 'i-0123456789abcdef0 is not connected.');
+    const api = await createSsmApi(config());
+    const err = await rejection(api.startSession(request));
+    expect(err.exitCode).toBe(ExitCode.TargetUnavailable);
+    expect(err.message).toContain('i-0123456789abcdef0 is not connected to Session Manager in eu-west-1');
+    expect(fake.count('StartSession')).toBe(1);
+  });
+
+  it('maps a namespaced InvalidDocument to exit 5', async () => {
+    fake.reply = () => awsError('com.amazonaws.ssm#InvalidDocument', 'Document Nope does not exist');
+    const api = await createSsmApi(config());
+    const err = await rejection(api.startSession({ ...request, documentName: 'Nope' }));
+    expect(err.exitCode).toBe(ExitCode.TargetUnavailable);
+    expect(err.message).toContain('the document Nope is not available in eu-west-1');
+  });
+
+  it('maps AccessDeniedException to exit 4', async () => {
+    fake.reply = () => awsError('AccessDeniedException', 'User: arn:aws:iam::111122223333:user/bob is not authorized to perform: ssm:StartSession');
+    const api = await createSsmApi(config());
+    const err = await rejection(api.startSession(request));
+    expect(err.exitCode).toBe(ExitCode.AccessDenied);
+    expect(err.message).toContain('ssm:StartSession');
+  });
+
+  it('maps a rejected key to exit 3', async () => {
+    fake.reply = () => awsError('UnrecognizedClientException', 'The security token included in the request is invalid.');
+    const api = await createSsmApi(config());
+    expect((await rejection(api.startSession(request))).exitCode).toBe(ExitCode.Credentials);
+  });
+
+  it('retries server faults (3 attempts in all)', async () => {
+    fake.reply = (_op, _body, count) => (count < 3 ? awsError('InternalServerError', 'try later', 500) : ok());
+    const api = await createSsmApi(config());
+    await expect(api.startSession(request)).resolves.toMatchObject({ tokenValue: TOKEN });
+    expect(fake.count('StartSession')).toBe(3);
+  });
+
+  it('gives up on throttling after 3 attempts with exit 6', async () => {
+    fake.reply = () => awsError('ThrottlingException', 'Rate exceeded');
+    const api = await createSsmApi(config());
+    const err = await rejection(api.startSession(request));
+    expect(err.exitCode).toBe(ExitCode.Network);
+    expect(fake.count('StartSession')).toBe(3);
+  });
+
+  it('maps a refused connection to exit 6 naming the endpoint', async () => {
+    const url = await closedPortUrl();
+    const api = await createSsmApi(config({ endpointUrl: url }));
+    const err = await rejection(api.startSession(request));
+    expect(err.exitCode).toBe(ExitCode.Network);
+    expect(err.message).toContain(`cannot reach the SSM endpoint ${url}`);
+    expect(err.message).toContain('ECONNREFUSED');
+  });
+
+  it('does not hang on an endpoint that never answers', async () => {
+    const silent = await startSilentServer();
+    try {
+      const api = await createSsmApi(config({ endpointUrl: silent.url, timeouts: { connectMs: 300, requestMs: 300, callMs: 1000 } }));
+      const started = performance.now();
+      const err = await rejection(api.startSession(request));
+      expect(err.exitCode).toBe(ExitCode.Network);
+      expect(performance.now() - started).toBeLessThan(2000);
+    } finally {
+      await silent.close();
+    }
+  });
+
+  it('never logs the token or the secret key, even at -vvv with a log file', async () => {
+    const stderr = { text: '', write(s: string) { this.text += s; return true; } };
+    const logFile = join(home, 'proxy.log');
+    const logger = createLogger({ verbose: 3, logFile, stderr });
+    const api = await createSsmApi(config({ logger }));
+    const start = await api.startSession(request);
+    logger.debug(`debugging: ${JSON.stringify(start)}`);
+    await api.resumeSession(start.sessionId);
+    await api.terminateSession(start.sessionId);
+    logger.error(`OpenDataChannel {"TokenValue":"${TOKEN}"}`);
+    logger.close();
+    const everything = stderr.text + readFileSync(logFile, 'utf8');
+    expect(everything).toContain('StartSession i-0123456789abcdef0');
+    expect(everything).not.toContain(TOKEN);
+    expect(everything).not.toContain(SECRET_KEY);
+  });
+});
+
+describe('resumeSession', () => {
+  beforeEach(useStaticCredentials);
+
+  it('returns a fresh token and stream URL', async () => {
+    fake.reply = (op) => (op === 'ResumeSession' ? ok({ TokenValue: 'fresh-token-0001', StreamUrl: 'wss://new.example/x' }) : ok());
+    const api = await createSsmApi(config());
+    const resumed = await api.resumeSession('alice-0a1b2c3d4e5f67890');
+    expect(resumed).toEqual({ sessionId: 'alice-0a1b2c3d4e5f67890', streamUrl: 'wss://new.example/x', tokenValue: 'fresh-token-0001' });
+    expect(fake.requests[0].body).toEqual({ SessionId: 'alice-0a1b2c3d4e5f67890' });
+    expect(fake.requests[0].headers['x-amz-target']).toBe('AmazonSSM.ResumeSession');
+  });
+
+  it('falls back to the stream URL from StartSession when none is returned', async () => {
+    fake.reply = (op) => (op === 'ResumeSession' ? ok({ StreamUrl: undefined, TokenValue: 'fresh-token-0002' }) : ok());
+    const api = await createSsmApi(config());
+    const start = await api.startSession(request);
+    const resumed = await api.resumeSession(start.sessionId);
+    expect(resumed).toEqual({ sessionId: start.sessionId, streamUrl: start.streamUrl, tokenValue: 'fresh-token-0002' });
+  });
+
+  it("returns '' as the stream URL for a session it did not start", async () => {
+    fake.reply = () => ok({ StreamUrl: undefined });
+    const api = await createSsmApi(config());
+    expect(await api.resumeSession('other-session')).toMatchObject({ streamUrl: '' });
+  });
+
+  it("returns 'timed-out' when the service sends no token", async () => {
+    fake.reply = () => ok({ TokenValue: undefined, StreamUrl: undefined });
+    const api = await createSsmApi(config());
+    expect(await api.resumeSession('alice-0a1b2c3d4e5f67890')).toBe('timed-out');
+  });
+
+  it('maps DoesNotExistException to exit 9', async () => {
+    fake.reply = () => awsError('DoesNotExistException', 'Session alice-0a1b2c3d4e5f67890 does not exist');
+    const api = await createSsmApi(config());
+    const err = await rejection(api.resumeSession('alice-0a1b2c3d4e5f67890'));
+    expect(err.exitCode).toBe(ExitCode.ConnectionLost);
+    expect(err.code).toBe('DoesNotExistException');
+    expect(err.message).toContain('session alice-0a1b2c3d4e5f67890 no longer exists');
+  });
+
+  it('reloads credentials once after an expired-token error', async () => {
+    fake.reply = (_op, _body, count) => (count === 1 ? awsError('ExpiredTokenException', 'The security token included in the request is expired') : ok());
+    const api = await createSsmApi(config());
+    await expect(api.resumeSession('s-1')).resolves.toMatchObject({ tokenValue: TOKEN });
+    expect(fake.count('ResumeSession')).toBe(2);
+  });
+
+  it('gives up with exit 3 when the reloaded credentials fail too', async () => {
+    fake.reply = () => awsError('ExpiredTokenException', 'expired');
+    const api = await createSsmApi(config());
+    expect((await rejection(api.resumeSession('s-1'))).exitCode).toBe(ExitCode.Credentials);
+    expect(fake.count('ResumeSession')).toBe(2);
+  });
+});
+
+describe('terminateSession', () => {
+  beforeEach(useStaticCredentials);
+
+  it('sends TerminateSession', async () => {
+    fake.reply = () => ({ status: 200, body: { SessionId: 's-1' } });
+    const api = await createSsmApi(config());
+    await api.terminateSession('s-1');
+    expect(fake.requests).toHaveLength(1);
+    expect(fake.requests[0].headers['x-amz-target']).toBe('AmazonSSM.TerminateSession');
+    expect(fake.requests[0].body).toEqual({ SessionId: 's-1' });
+  });
+
+  it.each([
+    ['AccessDeniedException', 400],
+    ['DoesNotExistException', 400],
+    ['InternalServerError', 500],
+  ])('swallows %s, logs it at debug, and does not retry', async (code, status) => {
+    fake.reply = () => awsError(code, 'nope', status);
+    const lines: string[] = [];
+    const logger = createLogger({ verbose: 2, stderr: { write: (s: string) => lines.push(s) } });
+    const api = await createSsmApi(config({ logger }));
+    await expect(api.terminateSession('s-1')).resolves.toBeUndefined();
+    expect(fake.count('TerminateSession')).toBe(1);
+    expect(lines.some((l) => l.startsWith('ssm-proxy: debug: TerminateSession s-1 ignored') && l.includes(code))).toBe(true);
+  });
+
+  it('returns within its timeout when the endpoint does not answer', async () => {
+    fake.reply = () => 'hang';
+    const api = await createSsmApi(config());
+    const started = performance.now();
+    await expect(api.terminateSession('s-1', 300)).resolves.toBeUndefined();
+    expect(performance.now() - started).toBeLessThan(1500);
+  });
+
+  it('never throws, even without credentials', async () => {
+    delete process.env.AWS_ACCESS_KEY_ID;
+    delete process.env.AWS_SECRET_ACCESS_KEY;
+    const api = await createSsmApi(config());
+    await expect(api.terminateSession('s-1', 500)).resolves.toBeUndefined();
+  });
+});
+
+describe('no credentials anywhere', () => {
+  it('fails with exit 3 quickly and sends nothing', async () => {
+    const api = await createSsmApi(config());
+    const started = performance.now();
+    const err = await rejection(api.startSession(request));
+    const elapsed = performance.now() - started;
+    expect(err.exitCode).toBe(ExitCode.Credentials);
+    expect(err.message).toMatch(/^no AWS credentials found \(.*\); run `aws configure` or `aws sso login`, or set AWS_PROFILE$/);
+    expect(elapsed).toBeLessThan(1000);
+    expect(fake.requests).toHaveLength(0);
+  });
+
+  it('stays within ~2 s when instance metadata does not answer (SDK default timeout)', async () => {
+    const imds = await startSilentServer();
+    try {
+      delete process.env.AWS_EC2_METADATA_DISABLED;
+      process.env.AWS_EC2_METADATA_SERVICE_ENDPOINT = imds.url;
+      const api = await createSsmApi(config());
+      const started = performance.now();
+      const err = await rejection(api.startSession(request));
+      const elapsed = performance.now() - started;
+      expect(err.exitCode).toBe(ExitCode.Credentials);
+      // Token request (1 s) then the IMDSv1 fallback (1 s).
+      expect(elapsed).toBeLessThan(3000);
+    } finally {
+      await imds.close();
+    }
+  });
+
+  it('honours AWS_METADATA_SERVICE_TIMEOUT as the AWS CLI does', async () => {
+    const imds = await startSilentServer();
+    try {
+      delete process.env.AWS_EC2_METADATA_DISABLED;
+      process.env.AWS_EC2_METADATA_SERVICE_ENDPOINT = imds.url;
+      process.env.AWS_METADATA_SERVICE_TIMEOUT = '0.2';
+      const api = await createSsmApi(config());
+      const started = performance.now();
+      expect((await rejection(api.startSession(request))).exitCode).toBe(ExitCode.Credentials);
+      expect(performance.now() - started).toBeLessThan(1000);
+    } finally {
+      await imds.close();
+    }
+  });
+});
+
+describe('isLoopbackUrl', () => {
+  it.each([
+    ['http://127.0.0.1:8080', true],
+    ['http://localhost', true],
+    ['http://LOCALHOST:1', true],
+    ['http://[::1]:9000', true],
+    ['https://ssm.eu-west-1.amazonaws.com', false],
+    ['http://127.0.0.1.example.com', false],
+    ['http://10.0.0.1', false],
+    [undefined, false],
+    ['not a url', false],
+  ])('%s -> %s', (url, expected) => {
+    expect(isLoopbackUrl(url)).toBe(expected);
+  });
+});
+
+describe('start-up cost', () => {
+  it('loads the AWS SDK only when createSsmApi runs, and hides its Node version warning', () => {
+    const script = `
+      import { createRequire } from 'node:module';
+      const require = createRequire(import.meta.url);
+      const sdkModules = () => Object.keys(require.cache).filter((k) => k.includes('@aws-sdk')).length;
+      await import(${JSON.stringify(join(REPO, 'src/cli/args.ts'))});
+      await import(${JSON.stringify(join(REPO, 'src/cli/log.ts'))});
+      const { createSsmApi } = await import(${JSON.stringify(join(REPO, 'src/aws/ssm.ts'))});
+      const before = sdkModules();
+      await createSsmApi({ region: 'eu-west-1', endpointUrl: 'http://127.0.0.1:9' });
+      process.stderr.write('modules ' + before + ' ' + sdkModules() + '\\n');
+    `;
+    const result = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      cwd: REPO,
+      encoding: 'utf8',
+      timeout: 30_000,
+      env: { PATH: process.env.PATH, HOME: home, AWS_EC2_METADATA_DISABLED: 'true' },
+    });
+    expect(result.status).toBe(0);
+    const match = /modules (\d+) (\d+)/.exec(result.stderr);
+    expect(match).not.toBeNull();
+    expect(Number(match![1])).toBe(0);
+    expect(Number(match![2])).toBeGreaterThan(0);
+    expect(result.stderr).not.toContain('NodeVersionSupportWarning');
+    expect(result.stdout).toBe('');
+  });
+});

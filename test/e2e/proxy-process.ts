@@ -1,0 +1,50 @@
+// Runs the built ssm-proxy as a child process, the way ssh runs a ProxyCommand.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PROXY_BIN } from './openssh.ts';
+
+export interface ProxyResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: Buffer;
+  stderr: string;
+  ms: number;
+}
+
+/** An environment with no AWS configuration from this machine leaking in. */
+export function cleanAwsEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('AWS_') && !k.startsWith('SSM_PROXY_')) env[k] = v;
+  env.HOME = mkdtempSync(join(tmpdir(), 'ssm-proxy-home-'));
+  env.AWS_EC2_METADATA_DISABLED = 'true';
+  return { ...env, ...extra };
+}
+
+export function startProxy(args: string[], env: NodeJS.ProcessEnv): { child: ChildProcess; done: Promise<ProxyResult> } {
+  const t0 = performance.now();
+  const child = spawn(process.execPath, [PROXY_BIN, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  const out: Buffer[] = [];
+  let err = '';
+  child.stdout!.on('data', (d) => out.push(d));
+  child.stderr!.on('data', (d) => (err += d));
+  child.stdin!.on('error', () => {});
+  const done = new Promise<ProxyResult>((resolve) => {
+    child.on('close', (code, signal) => resolve({ code, signal, stdout: Buffer.concat(out), stderr: err, ms: performance.now() - t0 }));
+  });
+  return { child, done };
+}
+
+/** Runs ssm-proxy to completion with a bounded wait; kills it if it hangs. */
+export async function runProxy(args: string[], env: NodeJS.ProcessEnv, opts: { input?: Buffer; keepStdinOpen?: boolean; timeoutMs?: number } = {}): Promise<ProxyResult> {
+  const { child, done } = startProxy(args, env);
+  if (!opts.keepStdinOpen) child.stdin!.end(opts.input ?? Buffer.alloc(0));
+  else if (opts.input) child.stdin!.write(opts.input);
+  const timeoutMs = opts.timeoutMs ?? 20_000;
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  const r = await done;
+  clearTimeout(timer);
+  if (r.signal === 'SIGKILL') throw new Error(`ssm-proxy hung for ${timeoutMs} ms (stderr: ${r.stderr.trim()})`);
+  return r;
+}
