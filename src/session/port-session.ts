@@ -249,6 +249,12 @@ export class PortSession {
   }
 
   private onChannelClosed(output: string): void {
+    if (this.terminating) {
+      // Our own terminate procedure (usually its TerminateSession flag) ended the
+      // session: it finishes with its own outcome; the waits below it just end early.
+      this.log.debug(`the service closed the session during termination${output ? `: ${output}` : ''}`);
+      return;
+    }
     if (output === '') {
       this.log.debug('the service closed the session');
       this.finish({ code: ExitCode.Ok });
@@ -263,12 +269,14 @@ export class PortSession {
 
   // ---- termination (§10.2) ----
 
+  /** Resolves when `cond` holds, or early when the session is over either way. */
   private waitFor(cond: () => boolean, timeoutMs: number): Promise<boolean> {
+    const over = () => this.finished || this.channel.closed;
     return new Promise((resolve) => {
-      if (cond() || this.finished) return resolve(cond());
+      if (cond() || over()) return resolve(cond());
       const t = setTimeout(() => resolve(false), timeoutMs);
       const check = () => {
-        if (cond() || this.finished) {
+        if (cond() || over()) {
           clearTimeout(t);
           resolve(cond());
         } else this.waiters.push(check);
@@ -283,7 +291,7 @@ export class PortSession {
     this.log.debug(`terminating: ${why}`);
     this.o.stdin.pause();
     if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
-    const live = () => this.link.isOpen && !this.finished;
+    const live = () => this.link.isOpen && !this.finished && !this.channel.closed;
     if (this.channel.ready && live()) {
       const drainMs = bySignal ? (this.o.signalDrainTimeoutMs ?? 1_000) : (this.o.drainTimeoutMs ?? 5_000);
       const drained = await this.waitFor(() => this.channel.unacked === 0 && this.channel.pendingBytes === 0, drainMs);
@@ -294,7 +302,9 @@ export class PortSession {
         await this.waitFor(() => this.channel.unacked === 0, this.o.flagAckTimeoutMs ?? 2_000);
       }
     }
-    if (!this.channel.closed) await this.o.api.terminateSession(this.o.sessionId, this.o.terminateApiTimeoutMs ?? 3_000);
+    // Always once, even if the flag already ended the session: it is idempotent, and it
+    // ends the session for agents too old for the flag or when the flag was lost.
+    await this.o.api.terminateSession(this.o.sessionId, this.o.terminateApiTimeoutMs ?? 3_000);
     this.finish(outcome);
   }
 

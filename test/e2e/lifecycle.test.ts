@@ -1,0 +1,105 @@
+// How ssm-proxy ends: stdin EOF, the signals ssh and users send, and a refused port.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ChildProcess } from 'node:child_process';
+import { startSshd, type SshdHandle } from './openssh.ts';
+import { startProxy, cleanAwsEnv, runProxy, type ProxyResult } from './proxy-process.ts';
+import { TARGET } from './ssh-helpers.ts';
+import { startSimulator, type Simulator } from '../sim/index.ts';
+
+let sshd: SshdHandle;
+let sim: Simulator;
+let env: NodeJS.ProcessEnv;
+
+beforeAll(async () => {
+  sshd = await startSshd();
+  sim = await startSimulator({ profile: 'service', targets: { [TARGET]: { port: sshd.port }, 'i-00000000000000001': { port: sshd.port } }, faults: { refuseTargets: ['i-00000000000000001'] } });
+  env = cleanAwsEnv({ AWS_ACCESS_KEY_ID: sim.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: sim.credentials.secretAccessKey, AWS_REGION: sim.region, AWS_ENDPOINT_URL_SSM: sim.apiUrl });
+});
+afterAll(async () => {
+  await sim?.close();
+  await sshd?.stop();
+});
+
+/** Waits (bounded) until the proxy has relayed sshd's banner to stdout. */
+function waitForBanner(child: ChildProcess, timeoutMs = 10_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let seen = '';
+    const t = setTimeout(() => reject(new Error(`no SSH banner within ${timeoutMs} ms (got ${JSON.stringify(seen)})`)), timeoutMs);
+    child.stdout!.on('data', (d: Buffer) => {
+      seen += d.toString('latin1');
+      if (seen.includes('\r\n')) {
+        clearTimeout(t);
+        resolve(seen);
+      }
+    });
+  });
+}
+
+async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const r = await Promise.race([p, new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new Error(`${what} took longer than ${ms} ms`)), ms)))]);
+  clearTimeout(timer);
+  return r;
+}
+
+async function endWith(action: (child: ChildProcess) => void): Promise<{ result: ProxyResult; terminateCalls: number; sessionState?: string }> {
+  const before = sim.api.count('TerminateSession');
+  const { child, done } = startProxy([TARGET, '22'], env);
+  const banner = await waitForBanner(child);
+  expect(banner).toMatch(/^SSH-2\.0-OpenSSH/);
+  const sessionId = sim.registry.list().at(-1)!.sessionId;
+  // The client banner, so sshd has something to wait on.
+  child.stdin!.write('SSH-2.0-OpenSSH_9.2 lifecycle-test\r\n');
+  const t0 = performance.now();
+  action(child);
+  const result = await within(done, 10_000, 'ssm-proxy exit');
+  result.ms = performance.now() - t0;
+  return { result, terminateCalls: sim.api.count('TerminateSession') - before, sessionState: sim.registry.get(sessionId)?.state };
+}
+
+describe('lifecycle', () => {
+  it('stdin EOF: exit 0, exactly one TerminateSession call, session terminated', async () => {
+    const { result, terminateCalls, sessionState } = await endWith((c) => c.stdin!.end());
+    expect(result.code).toBe(0);
+    expect(result.stderr).toBe('');
+    expect(terminateCalls).toBe(1);
+    expect(sessionState).toBe('terminated');
+    expect(result.ms).toBeLessThan(8_000);
+    expect(sim.totalViolations()).toBe(0);
+  });
+
+  for (const [signal, code] of [
+    ['SIGHUP', 129],
+    ['SIGTERM', 143],
+    ['SIGINT', 130],
+  ] as const) {
+    it(`${signal}: exit ${code} after cleanup, exactly one TerminateSession call`, async () => {
+      const { result, terminateCalls, sessionState } = await endWith((c) => c.kill(signal));
+      expect(result.code).toBe(code);
+      expect(result.stderr).toBe('');
+      expect(terminateCalls).toBe(1);
+      expect(sessionState).toBe('terminated');
+      expect(result.ms).toBeLessThan(6_000);
+      expect(sim.totalViolations()).toBe(0);
+    });
+  }
+
+  it('target port refused: exit 7 with one line saying so', async () => {
+    const r = await runProxy(['i-00000000000000001', '22'], env, { keepStdinOpen: true, timeoutMs: 15_000 });
+    expect(r.code).toBe(7);
+    expect(r.stdout.length).toBe(0);
+    const lines = r.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^ssm-proxy: .*could not connect to port 22/);
+  });
+
+  it('the service ending the session (TerminateSession API) ends the proxy with exit 0', async () => {
+    const { child, done } = startProxy([TARGET, '22'], env);
+    await waitForBanner(child);
+    const id = sim.registry.list().at(-1)!.sessionId;
+    sim.registry.terminate(id, 'test');
+    const r = await within(done, 10_000, 'ssm-proxy exit');
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe('');
+  });
+});
