@@ -139,7 +139,11 @@ export class ReliableChannel {
     this.incomingLimit = cfg.incomingLimit ?? (cfg.role === 'client' ? 10_000 : 100_000);
     this.incomingByteLimit = cfg.incomingByteLimit ?? 16 * 1024 * 1024;
     const frameRate = cfg.frameRate ?? 0;
-    const rto = new RtoEstimator({ ...REFERENCE_RTO, seedFromFirstSample: cfg.role === 'client', ...cfg.rto });
+    // The client seeds its estimate from the first sample and keeps a 100 ms floor:
+    // losses on this channel come mostly from reconnects and pauses, which are
+    // recovered at once, while spurious retransmissions cost frame budget.
+    const clientRto = cfg.role === 'client' ? { seedFromFirstSample: true, minRto: 100 } : {};
+    const rto = new RtoEstimator({ ...REFERENCE_RTO, ...clientRto, ...cfg.rto });
     this.sender = new Sender(
       {
         window: cfg.window ?? 256,

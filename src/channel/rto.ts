@@ -9,6 +9,8 @@ export interface RtoConfig {
   beta: number;
   granularity: number;
   maxRto: number;
+  /** Floor for the timeout. The reference has none beyond G. */
+  minRto: number;
   /**
    * Seed the estimate from the first sample (RFC 6298: RTT = R, RTTVAR = R/2)
    * instead of blending it into the fixed 100 ms start. The reference does not;
@@ -25,6 +27,7 @@ export const REFERENCE_RTO: RtoConfig = {
   beta: 1 / 4,
   granularity: 10,
   maxRto: 1000,
+  minRto: 0,
   seedFromFirstSample: false,
 };
 
@@ -51,6 +54,15 @@ export class RtoEstimator {
       this.rtt = (1 - c.alpha) * this.rtt + c.alpha * ms;
     }
     this.samples++;
-    this.rto = Math.min(this.rtt + Math.max(c.granularity, 4 * this.rttVar), c.maxRto);
+    this.rto = Math.max(c.minRto, Math.min(this.rtt + Math.max(c.granularity, 4 * this.rttVar), c.maxRto));
+  }
+
+  /**
+   * A retransmission timer fired: double the timeout until the next valid sample
+   * (RFC 6298 5.5). Without this, Karn's rule starves the estimator of the long
+   * samples it needs once most frames are being retransmitted.
+   */
+  backoff(): void {
+    this.rto = Math.min(this.rto * 2, this.config.maxRto);
   }
 }

@@ -192,11 +192,14 @@ export class Sender {
         if (this.bucket.tryTake(now)) this.sendEntry(oldest, now);
       }
     } else {
+      let timedOut = false;
       for (const e of this.inflight.values()) {
         if (e.deadline > now) continue;
         if (!this.bucket.tryTake(now)) break;
+        if (e.everSent) timedOut = true;
         this.sendEntry(e, now);
       }
+      if (timedOut) this.rto.backoff();
     }
     this.checkGiveUp();
   }

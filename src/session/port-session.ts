@@ -69,6 +69,7 @@ export class PortSession {
   private terminating = false;
   private finished = false;
   private reconnecting = false;
+  private signalsReceived = 0;
   private sawHandshake = false;
   private readonly started = performance.now();
   private resolveRun!: (o: Outcome) => void;
@@ -139,9 +140,11 @@ export class PortSession {
   /** Starts the terminate procedure on a signal (SIGHUP from ssh, SIGTERM, SIGINT). */
   signal(name: string): void {
     const n = SIGNALS[name] ?? 15;
+    this.signalsReceived++;
     if (this.terminating) {
-      // A second signal while cleaning up: stop waiting.
-      this.finish({ code: SIGNAL_EXIT_BASE + n });
+      // ssh closes our stdin and sends SIGHUP right after: that first signal lets the
+      // (bounded) cleanup run on. A second one means stop now.
+      if (this.signalsReceived >= 2) this.finish({ code: SIGNAL_EXIT_BASE + n });
       return;
     }
     void this.terminate({ code: SIGNAL_EXIT_BASE + n }, name, true);

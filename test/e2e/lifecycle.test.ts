@@ -103,3 +103,24 @@ describe('lifecycle', () => {
     expect(r.stderr).toBe('');
   });
 });
+
+describe('the way ssh ends a ProxyCommand', () => {
+  it('stdin EOF followed at once by SIGHUP still terminates the session, exactly once', async () => {
+    const { result, terminateCalls, sessionState } = await endWith((c) => {
+      c.stdin!.end();
+      c.kill('SIGHUP');
+    });
+    expect([0, 129]).toContain(result.code);
+    expect(result.stderr).toBe('');
+    expect(terminateCalls).toBe(1);
+    expect(sessionState).toBe('terminated');
+  });
+
+  it('a second signal during cleanup exits at once', async () => {
+    const { result } = await endWith((c) => {
+      c.kill('SIGTERM');
+      setTimeout(() => c.kill('SIGTERM'), 5);
+    });
+    expect(result.code).toBe(143);
+  });
+});
