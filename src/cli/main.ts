@@ -4,6 +4,7 @@ import { installWarningFilter } from './warnings.ts';
 import { CLIENT_VERSION, VERSION, parseArgs, usageText, type ProxyOptions } from './args.ts';
 import { ExitCode, ProxyError, SIGNAL_EXIT_BASE } from './exit-codes.ts';
 import { createLogger, formatErrorLine, type Logger } from './log.ts';
+import { startCpuProfile, stopCpuProfile } from './profile.ts';
 
 installWarningFilter();
 // Guard the SSH stream: anything a dependency prints with console.* goes to stderr.
@@ -24,6 +25,7 @@ async function flushStdout(timeoutMs: number): Promise<void> {
 
 async function exit(code: number, logger?: Logger): Promise<never> {
   await flushStdout(2_000);
+  await stopCpuProfile();
   logger?.close();
   process.exit(code);
 }
@@ -65,12 +67,14 @@ async function run(options: ProxyOptions, logger: Logger): Promise<never> {
   onSignal = (name) => session.signal(name);
   const outcome = await session.run();
   const s = session.stats;
-  logger.debug(`session ${start.sessionId} ended: exit ${outcome.code}, ${s.bytesOut} bytes sent, ${s.bytesIn} received, ${s.retransmissions} retransmissions, ${s.reconnects} reconnects`);
+  const cpu = process.cpuUsage();
+  logger.debug(`session ${start.sessionId} ended: exit ${outcome.code}, ${s.bytesOut} bytes sent, ${s.bytesIn} received, ${s.retransmissions} retransmissions, ${s.reconnects} reconnects, cpu ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s, peak rss ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`);
   if (outcome.message) logger.error(outcome.message);
   return exit(outcome.code, logger);
 }
 
 async function main(): Promise<void> {
+  startCpuProfile();
   const parsed = parseArgs(process.argv.slice(2), process.env);
   switch (parsed.kind) {
     case 'help':

@@ -155,6 +155,7 @@ export class PortSession {
   private flush(): void {
     const out = this.channel.drain();
     if (out.transmit.length > 0) this.link.sendFrames(out.transmit);
+    if (out.deliver.length > 0) this.corkStdout();
     for (const b of out.deliver) {
       this.stats.bytesIn += b.length;
       if (!this.finished && !this.o.stdout.write(b) && !this.stdoutBlocked) {
@@ -170,6 +171,19 @@ export class PortSession {
       this.waiters = [];
       for (const f of w) f();
     }
+  }
+
+  private stdoutCorked = false;
+
+  /** Frames carry 1 KiB each: gather this tick's writes to stdout into one writev. */
+  private corkStdout(): void {
+    if (this.stdoutCorked) return;
+    this.stdoutCorked = true;
+    this.o.stdout.cork();
+    process.nextTick(() => {
+      this.stdoutCorked = false;
+      this.o.stdout.uncork();
+    });
   }
 
   private rearm(): void {

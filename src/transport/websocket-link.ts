@@ -137,8 +137,29 @@ export class WebSocketLink extends EventEmitter<LinkEvents> {
   sendFrames(frames: Buffer[]): boolean {
     const ws = this.ws;
     if (!ws || ws.readyState !== WebSocket.OPEN) return false;
+    this.corkUntilNextTick(ws);
     for (const f of frames) ws.send(f, { binary: true });
     return true;
+  }
+
+  private corked: WebSocket | null = null;
+
+  /**
+   * One syscall per frame dominated the proxy's CPU profile. Everything sent in this
+   * tick (often the acks for all messages parsed from one socket read) goes out in one
+   * writev. ws exposes no public handle on its socket; cork nests, so ws's own
+   * per-message cork/uncork stays correct inside ours.
+   */
+  private corkUntilNextTick(ws: WebSocket): void {
+    if (this.corked === ws) return;
+    const socket = (ws as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
+    if (!socket || typeof socket.cork !== 'function') return;
+    socket.cork();
+    this.corked = ws;
+    process.nextTick(() => {
+      this.corked = null;
+      socket.uncork();
+    });
   }
 
   pauseReading(): void {
