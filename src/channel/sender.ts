@@ -53,6 +53,8 @@ export class Sender {
   private lastAdvance: number;
   private lastScan: number;
   private gaveUp = false;
+  /** After a reconnect or resume: old frames go out again before any new one. */
+  private resendPending = false;
   stats = { framesSent: 0, dataFramesSent: 0, retransmissions: 0, bytesQueued: 0, sentWhilePaused: 0 };
 
   constructor(
@@ -132,7 +134,7 @@ export class Sender {
 
   /** Moves queued bytes into sequenced frames while the window, pacing and pause state allow. */
   pump(now: number): void {
-    if (!this.canTransmit) return;
+    if (!this.canTransmit || this.resendPending) return;
     const max = this.cfg.maxPayload;
     while (this.pendingBytes > 0 && this.dataInflight < this.cfg.window) {
       if (!this.bucket.tryTake(now)) return;
@@ -183,7 +185,11 @@ export class Sender {
 
   /** Retransmits what is due; applies the give-up rule. */
   tick(now: number): void {
-    if (!this.canTransmit || this.inflight.size === 0) return;
+    if (!this.canTransmit) return;
+    if (this.inflight.size === 0) {
+      this.resendPending = false;
+      return;
+    }
     if (this.cfg.retransmitPolicy === 'oldest-only') {
       if (now - this.lastScan < this.cfg.scanIntervalMs) return;
       this.lastScan = now;
@@ -193,13 +199,18 @@ export class Sender {
       }
     } else {
       let timedOut = false;
+      let blocked = false;
       for (const e of this.inflight.values()) {
         if (e.deadline > now) continue;
-        if (!this.bucket.tryTake(now)) break;
-        if (e.everSent) timedOut = true;
+        if (!this.bucket.tryTake(now)) {
+          blocked = true;
+          break;
+        }
+        if (e.everSent && !this.resendPending) timedOut = true;
         this.sendEntry(e, now);
       }
       if (timedOut) this.rto.backoff();
+      if (!blocked) this.resendPending = false;
     }
     this.checkGiveUp();
   }
@@ -217,6 +228,8 @@ export class Sender {
   retransmitAll(now: number): void {
     for (const e of this.inflight.values()) e.deadline = now;
     if (this.cfg.retransmitPolicy === 'oldest-only') return; // the agent recovers one per scan
+    // Keep sequence order on the wire: pump() sends nothing new until these are out.
+    this.resendPending = this.inflight.size > 0;
     this.tick(now);
   }
 
@@ -237,6 +250,8 @@ export class Sender {
     if (this.inflight.size > 0) {
       if (this.cfg.retransmitPolicy === 'oldest-only') t = this.lastScan + this.cfg.scanIntervalMs;
       else for (const e of this.inflight.values()) if (e.deadline < t) t = e.deadline;
+      // A frame that is due waits for a token; do not report a deadline that has passed.
+      if (t <= now) t = this.bucket.readyAt(now);
       if (this.cfg.giveUpMs > 0 && !this.gaveUp) {
         const oldest = this.inflight.values().next().value as OutEntry;
         t = Math.min(t, now + Math.max(1, this.cfg.giveUpMs - (this.activeMs - oldest.activeAtFirstSend) + 1));

@@ -138,3 +138,29 @@ describe('sender', () => {
     expect(at).toEqual([300, 600, 900]);
   });
 });
+
+describe('sender after a reconnect', () => {
+  it('resends every unacked frame, in order, before any new one, and paces them', () => {
+    const { client } = connectedPair({ frameRate: 1000, window: 64 });
+    client.drain();
+    client.write(Buffer.alloc(40 * 1024, 1), 0);
+    for (let t = 0; t < 100; t++) client.tick(t);
+    const firstRound = frames(client.drain().transmit).map((f) => f.sequenceNumber);
+    expect(firstRound).toHaveLength(40);
+    client.setConnected(false, 100);
+    client.write(Buffer.alloc(20 * 1024, 2), 100); // queued while down
+    client.setConnected(true, 200);
+    const order: number[] = [];
+    for (let t = 200; t < 400; t++) {
+      client.tick(t);
+      order.push(...frames(client.drain().transmit).map((f) => f.sequenceNumber));
+      // Pacing holds: never more than the burst plus the elapsed budget.
+      expect(order.length).toBeLessThanOrEqual(20 + (t - 200) + 1);
+    }
+    expect(order.slice(0, 40)).toEqual(firstRound);
+    // Then the new frames; (nothing acks here, so later timeouts resend the old ones again).
+    expect(order.slice(40, 60)).toEqual(Array.from({ length: 20 }, (_, i) => 41 + i));
+    // While a due frame waits for a token the deadline is the token's time, not the past.
+    expect(client.nextDeadline(400)).toBeGreaterThanOrEqual(400);
+  });
+});
