@@ -137,7 +137,9 @@ export async function createSsmApi(cfg: SsmConfig): Promise<SsmApi> {
   // Before the SDK loads: its client constructor warns about Node < 22 on every run.
   installWarningFilter();
   const startedLoading = performance.now();
-  const [ssm, providers] = await Promise.all([import('@aws-sdk/client-ssm'), import('@aws-sdk/credential-providers')]);
+  const sdk = await import('./sdk.ts');
+  const ssm = sdk;
+  const providers = sdk;
   logger.trace(`AWS SDK loaded in ${Math.round(performance.now() - startedLoading)} ms`);
 
   const sdkLogger = {
