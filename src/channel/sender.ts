@@ -33,6 +33,8 @@ interface OutEntry {
   retransmitted: boolean;
   /** Connected, unpaused time at the first send; drives the give-up rule. */
   activeAtFirstSend: number;
+  /** Order of the first transmission among all frames. */
+  sendIndex: number;
 }
 
 export type FrameBuilder = (seq: number, payloadType: number, payload: Buffer) => Buffer;
@@ -55,6 +57,9 @@ export class Sender {
   private gaveUp = false;
   /** After a reconnect or resume: old frames go out again before any new one. */
   private resendPending = false;
+  private sendCounter = 0;
+  /** Highest sendIndex among acked frames: an unacked frame sent before it was probably lost. */
+  private ackedSendIndex = -1;
   stats = { framesSent: 0, dataFramesSent: 0, retransmissions: 0, bytesQueued: 0, sentWhilePaused: 0 };
 
   constructor(
@@ -106,7 +111,7 @@ export class Sender {
   }
 
   private newEntry(seq: number, frame: Buffer, isData: boolean, now: number): OutEntry {
-    return { seq, frame, isData, firstSent: now, lastSent: now, deadline: now, attempts: 0, everSent: false, retransmitted: false, activeAtFirstSend: this.activeMs };
+    return { seq, frame, isData, firstSent: now, lastSent: now, deadline: now, attempts: 0, everSent: false, retransmitted: false, activeAtFirstSend: this.activeMs, sendIndex: -1 };
   }
 
   private sendEntry(e: OutEntry, now: number): void {
@@ -116,6 +121,7 @@ export class Sender {
       this.stats.retransmissions++;
     } else {
       e.everSent = true;
+      e.sendIndex = this.sendCounter++;
       e.firstSent = now;
       e.activeAtFirstSend = this.activeMs;
     }
@@ -178,6 +184,7 @@ export class Sender {
     if (!e) return seq < this.nextSeq;
     this.inflight.delete(seq);
     if (e.isData) this.dataInflight--;
+    if (e.sendIndex > this.ackedSendIndex) this.ackedSendIndex = e.sendIndex;
     // Karn's rule: a retransmitted frame's ack cannot tell which copy it answers.
     if (e.everSent && !e.retransmitted) this.rto.sample(Math.max(0, now - e.firstSent));
     return true;
@@ -200,8 +207,11 @@ export class Sender {
     } else {
       let timedOut = false;
       let blocked = false;
+      let first = true;
       for (const e of this.inflight.values()) {
-        if (e.deadline > now) continue;
+        const oldest = first;
+        first = false;
+        if (e.deadline > now || !this.eligible(e, oldest)) continue;
         if (!this.bucket.tryTake(now)) {
           blocked = true;
           break;
@@ -222,6 +232,16 @@ export class Sender {
       this.gaveUp = true;
       this.onGiveUp(oldest.seq, this.activeMs - oldest.activeAtFirstSend);
     }
+  }
+
+  /**
+   * Acks are per frame, so they say which frames are missing. A timed-out frame is
+   * resent when a frame sent after it has been acked (it is probably lost) or when it
+   * is the oldest (a probe, backed off). When acks merely stall, for a GC pause or a
+   * busy peer, that costs one probe instead of a window of duplicates.
+   */
+  private eligible(e: OutEntry, oldest: boolean): boolean {
+    return oldest || !e.everSent || this.resendPending || e.sendIndex < this.ackedSendIndex;
   }
 
   /** After a reconnect or start_publication: everything unacked goes out again, in order (quirk Q2). */
@@ -249,7 +269,13 @@ export class Sender {
     let t = Infinity;
     if (this.inflight.size > 0) {
       if (this.cfg.retransmitPolicy === 'oldest-only') t = this.lastScan + this.cfg.scanIntervalMs;
-      else for (const e of this.inflight.values()) if (e.deadline < t) t = e.deadline;
+      else {
+        let first = true;
+        for (const e of this.inflight.values()) {
+          if (e.deadline < t && this.eligible(e, first)) t = e.deadline;
+          first = false;
+        }
+      }
       // A frame that is due waits for a token; do not report a deadline that has passed.
       if (t <= now) t = this.bucket.readyAt(now);
       if (this.cfg.giveUpMs > 0 && !this.gaveUp) {

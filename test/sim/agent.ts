@@ -225,6 +225,7 @@ export class AgentSession {
     const now = performance.now();
     this.conn = conn;
     conn.session = this;
+    if (this.readingPaused) conn.ws.pause();
     this.connects++;
     this.mark('attach', `connection ${conn.id}`);
     this.armCloseFaults(conn);
@@ -582,13 +583,32 @@ export class AgentSession {
     });
   }
 
+  /**
+   * Until the dial completes the agent's port plugin is "not ready": client data is
+   * left unacked (§9.3). A congested target is different: the real agent's write
+   * blocks its message loop, which stops it reading the websocket, so the client
+   * sees back-pressure, not loss. The simulator pauses the client websocket instead.
+   */
   private updateConsumerReady(): void {
-    const ready = this.targetState === 'open' && !this.targetWriteBlocked && !this.slowBlocked;
+    this.updateBackpressure();
+    const ready = this.targetState === 'open';
     if (ready === this.consumerReady || this.ended) return;
     this.consumerReady = ready;
     if (!ready) this.consumerStalls++;
     this.channel.setConsumerReady(ready, performance.now());
     this.flush();
+  }
+
+  private readingPaused = false;
+
+  private updateBackpressure(): void {
+    const congested = !this.ended && (this.targetWriteBlocked || this.slowBlocked);
+    if (congested === this.readingPaused) return;
+    this.readingPaused = congested;
+    if (congested) {
+      this.consumerStalls++;
+      this.conn?.ws.pause();
+    } else this.conn?.ws.resume();
   }
 
   private get slowBlocked(): boolean {
