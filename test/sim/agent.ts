@@ -167,7 +167,7 @@ export class AgentSession {
       now,
       agentVersion: o.agentVersion,
       properties: { portNumber: record.parameters.portNumber?.[0] ?? String(record.port) },
-      retransmitPolicy: 'oldest-only', // the real agent's (§8.5)
+      retransmitPolicy: this.gw.opts.agentRetransmit, // 'oldest-only' is the real agent's (§8.5)
       window: 100_000,
       maxPayload: Math.max(1, o.agentChunk),
       connected: true,

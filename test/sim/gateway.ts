@@ -29,6 +29,7 @@ export interface GatewayOptions {
   /** Infinity = no limit. */
   maxClientPayload: number;
   agentChunk: number;
+  agentRetransmit: 'oldest-only' | 'per-frame';
   missingAckMs: number;
   pauseGraceMs: number;
   /** Close every client websocket this long after it opened, code 1000 "Bye"; 0 = never. */

@@ -26,6 +26,12 @@ export interface SimOptions {
   maxClientPayload?: number;
   /** Agent read size from the target. Default 1024. */
   agentChunk?: number;
+  /**
+   * 'oldest-only' (default) is the real agent: one resend of its oldest unacked frame per
+   * 100 ms scan (§8.5, quirk Q2). 'per-frame' resends every timed-out frame, for tests that
+   * drop many agent frames and are about the client, not about the agent's recovery speed.
+   */
+  agentRetransmit?: 'oldest-only' | 'per-frame';
   missingAckMs?: number;
   pauseGraceMs?: number;
   /** Close every client websocket this often with 1000 "Bye", like the real service (~hourly). Default off. */
@@ -76,6 +82,7 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
     frameBurst: opts.frameBurst ?? (service ? 100 : Math.max(1, Math.ceil(frameRate / 10))),
     maxClientPayload: opts.maxClientPayload ?? (service ? 1024 : Infinity),
     agentChunk: opts.agentChunk ?? 1024,
+    agentRetransmit: opts.agentRetransmit ?? 'oldest-only',
     missingAckMs: opts.missingAckMs ?? 30_000,
     pauseGraceMs: opts.pauseGraceMs ?? 100,
     recycleMs: opts.recycleMs ?? 0,
