@@ -106,7 +106,7 @@ export class PortSession {
     const done = new Promise<Outcome>((resolve) => (this.resolveRun = resolve));
     this.link.on('message', (buf) => {
       this.channel.receive(buf, this.now());
-      this.flush();
+      this.scheduleFlush();
     });
     this.link.on('down', (why) => void this.onDown(why));
     this.o.stdout.on('drain', () => {
@@ -151,6 +151,21 @@ export class PortSession {
   }
 
   // ---- the pump: after every input, send, deliver, react, re-arm ----
+
+  private flushScheduled = false;
+
+  /**
+   * ws parses every message of one socket read in a row; one flush after all of
+   * them (acks, deliveries, timer) costs far less than one per message.
+   */
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    process.nextTick(() => {
+      this.flushScheduled = false;
+      this.flush();
+    });
+  }
 
   private flush(): void {
     const out = this.channel.drain();

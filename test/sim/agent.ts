@@ -446,6 +446,7 @@ export class AgentSession {
   }
 
   private wsSend(conn: ClientConn, bytes: Buffer): void {
+    corkUntilNextTick((conn.ws as unknown as { _socket?: Corkable })._socket);
     this.framesToClient++;
     this.bytesToClient += bytes.length;
     conn.inflightBytes += bytes.length;
@@ -629,6 +630,7 @@ export class AgentSession {
       if (this.slowBlocked) this.updateConsumerReady();
       return;
     }
+    corkUntilNextTick(sock);
     if (!sock.write(data)) {
       this.targetWriteBlocked = true;
       this.updateConsumerReady();
@@ -849,3 +851,23 @@ export class AgentSession {
   }
 }
 
+interface Corkable {
+  cork(): void;
+  uncork(): void;
+}
+
+const corked = new WeakSet<Corkable>();
+
+/**
+ * Like the proxy, gather each tick's writes to one socket into one writev; one
+ * syscall per frame made the simulator, not the proxy, the bottleneck of a transfer.
+ */
+function corkUntilNextTick(socket: Corkable | undefined): void {
+  if (!socket || corked.has(socket) || typeof socket.cork !== 'function') return;
+  corked.add(socket);
+  socket.cork();
+  process.nextTick(() => {
+    corked.delete(socket);
+    socket.uncork();
+  });
+}
