@@ -16,6 +16,10 @@ await build({
   bundle: true,
   // The AWS SDK ships ES module builds: named exports survive code splitting and tree-shake better.
   mainFields: ['module', 'main'],
+  // ws masks every client frame; the optional native bufferutil does it much faster
+  // than ws's JavaScript loop. A native addon cannot be bundled: ws require()s it at
+  // run time from node_modules and falls back to JavaScript when it is missing.
+  external: ['bufferutil', 'utf-8-validate'],
   platform: 'node',
   format: 'esm',
   target: 'node20',

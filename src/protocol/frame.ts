@@ -176,6 +176,7 @@ export function decodeFrame(buf: Buffer): Result<Frame> {
   const payloadLength = buf.readUInt32BE(116);
   if (payloadLength !== payload.length) warnings.push('payloadLength');
   const payloadDigest = buf.subarray(80, 112);
+  let messageIdText: string | undefined;
   const flagsHigh = buf.readUInt32BE(56);
   const flagsLow = buf.readUInt32BE(60);
   if (!lenient && (payload.length !== 0 || payloadLength !== 0)) {
@@ -189,7 +190,10 @@ export function decodeFrame(buf: Buffer): Result<Frame> {
     // start/pause_publication headers are not validated (§5.4); keep a usable number.
     sequenceNumber: seqOk ? seq : 0,
     flags: flagsHigh === 0 && flagsLow < 4 ? SMALL_FLAGS[flagsLow] : buf.readBigUInt64BE(56),
-    messageId: readMessageId(buf, 64),
+    // Text form only on demand: acks are decoded by the tens of thousands and never need it.
+    get messageId(): string {
+      return (messageIdText ??= readMessageId(buf, 64));
+    },
     payloadDigest,
     payloadType: buf.readUInt32BE(112),
     payloadLength,
