@@ -34,6 +34,12 @@ export interface ProxyOptions {
   maxPayload: number;
   /** PEM file of trusted CAs for AWS HTTPS connections (TLS-intercepting proxies). */
   caBundle?: string;
+  /** No HandshakeComplete this long after the data channel opened: give up (§6.5). */
+  handshakeTimeoutSeconds: number;
+  /** Oldest data unacknowledged this long while connected: give up (§8.7 step 6). */
+  giveUpSeconds: number;
+  /** Keep trying to resume a dropped data channel this long (§11.6). */
+  reconnectSeconds: number;
 }
 
 export type ParsedArgs =
@@ -251,7 +257,12 @@ function buildOptions(
     caBundle = values['ca-bundle'];
   } else caBundle = envValue(env, 'AWS_CA_BUNDLE');
 
-  const options: ProxyOptions = { target, port, documentName, verbose, frameRate, maxPayload };
+  // Timing knobs for unusual networks (and for tests), environment only.
+  const handshakeTimeoutSeconds = numberOption(undefined, 'SSM_PROXY_HANDSHAKE_TIMEOUT', env, 'SSM_PROXY_HANDSHAKE_TIMEOUT', 1, 3600, 30);
+  const giveUpSeconds = numberOption(undefined, 'SSM_PROXY_GIVE_UP_AFTER', env, 'SSM_PROXY_GIVE_UP_AFTER', 1, 86400, 300);
+  const reconnectSeconds = numberOption(undefined, 'SSM_PROXY_RECONNECT_FOR', env, 'SSM_PROXY_RECONNECT_FOR', 1, 86400, 300);
+
+  const options: ProxyOptions = { target, port, documentName, verbose, frameRate, maxPayload, handshakeTimeoutSeconds, giveUpSeconds, reconnectSeconds };
   // Absent rather than undefined keys, so callers can spread options without clobbering defaults.
   if (region !== undefined) options.region = region;
   if (profile !== undefined) options.profile = profile;
@@ -332,6 +343,9 @@ export function usageText(): string {
     '  AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, and ~/.aws/config and',
     '  ~/.aws/credentials (SSO, role assumption, credential_process) as in the AWS CLI',
     '  SSM_PROXY_FRAME_RATE, SSM_PROXY_MAX_PAYLOAD, SSM_PROXY_LOG_FILE, SSM_PROXY_VERBOSE (a number)',
+    '  SSM_PROXY_HANDSHAKE_TIMEOUT  seconds to wait for the agent\'s handshake (default 30)',
+    '  SSM_PROXY_GIVE_UP_AFTER      seconds data may stay unacknowledged before giving up (default 300)',
+    '  SSM_PROXY_RECONNECT_FOR      seconds to keep resuming a dropped data channel (default 300)',
     '',
     'Exit codes:',
     ...exitLines,

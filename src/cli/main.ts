@@ -63,6 +63,9 @@ async function run(options: ProxyOptions, logger: Logger): Promise<never> {
     allowInsecure: api.endpointIsLoopback,
     frameRate: options.frameRate,
     maxPayload: options.maxPayload,
+    handshakeTimeoutMs: options.handshakeTimeoutSeconds * 1000,
+    giveUpMs: options.giveUpSeconds * 1000,
+    reconnectBudgetMs: options.reconnectSeconds * 1000,
   });
   onSignal = (name) => session.signal(name);
   const outcome = await session.run();

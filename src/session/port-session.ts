@@ -30,6 +30,7 @@ export interface PortSessionOptions {
   frameRate: number;
   maxPayload: number;
   window?: number;
+  giveUpMs?: number;
   handshakeTimeoutMs?: number;
   reconnectBudgetMs?: number;
   /** Wait for outstanding data to be acked at stdin EOF (§10.2: 5 s) or on a signal (1 s). */
@@ -85,6 +86,7 @@ export class PortSession {
       frameRate: o.frameRate,
       maxPayload: o.maxPayload,
       window: o.window,
+      giveUpMs: o.giveUpMs,
       connected: false,
     });
     this.link = new WebSocketLink({
@@ -234,10 +236,10 @@ export class PortSession {
         this.onChannelClosed(e.closed.output);
         break;
       case 'fatal':
-        void this.terminate({ code: ExitCode.Protocol, message: e.kind === 'handshake' ? `the session handshake failed: ${e.message}` : `protocol error from the service: ${e.message}; retry, and report it if it persists` }, 'protocol error');
+        void this.terminate({ code: ExitCode.Protocol, message: e.kind === 'handshake' ? `the session handshake failed: ${e.message}` : `protocol error from the service: ${e.message}; retry, and report it if it persists` }, 'protocol error', false, false);
         break;
       case 'give-up':
-        void this.terminate({ code: ExitCode.ConnectionLost, message: `the SSM agent has not acknowledged data for ${Math.round(e.unackedMs / 1000)} s; giving up on the session` }, 'give-up');
+        void this.terminate({ code: ExitCode.ConnectionLost, message: `the SSM agent has not acknowledged data for ${Math.round(e.unackedMs / 1000)} s; giving up on the session` }, 'give-up', false, false);
         break;
       case 'flag':
         if (e.flag === PayloadFlag.ConnectToPortError) {
@@ -317,14 +319,15 @@ export class PortSession {
     });
   }
 
-  private async terminate(outcome: Outcome, why: string, bySignal = false): Promise<void> {
+  /** `graceful` false: the peer cannot take our data or our flag; only the API call is left. */
+  private async terminate(outcome: Outcome, why: string, bySignal = false, graceful = true): Promise<void> {
     if (this.terminating || this.finished) return;
     this.terminating = true;
     this.log.debug(`terminating: ${why}`);
     this.o.stdin.pause();
     if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
     const live = () => this.link.isOpen && !this.finished && !this.channel.closed;
-    if (this.channel.ready && live()) {
+    if (graceful && this.channel.ready && live()) {
       const drainMs = bySignal ? (this.o.signalDrainTimeoutMs ?? 1_000) : (this.o.drainTimeoutMs ?? 5_000);
       const drained = await this.waitFor(() => this.channel.unacked === 0 && this.channel.pendingBytes === 0, drainMs);
       if (!drained) this.log.debug('terminating with data still unacknowledged');

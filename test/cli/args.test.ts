@@ -23,6 +23,9 @@ describe('parseArgs: defaults', () => {
       verbose: 0,
       frameRate: 1000,
       maxPayload: 1024,
+      handshakeTimeoutSeconds: 30,
+      giveUpSeconds: 300,
+      reconnectSeconds: 300,
     });
   });
 
@@ -91,6 +94,9 @@ describe('parseArgs: options', () => {
       logFile: '/tmp/ssm.log',
       frameRate: 0,
       maxPayload: 65536,
+      handshakeTimeoutSeconds: 30,
+      giveUpSeconds: 300,
+      reconnectSeconds: 300,
     });
   });
 
@@ -106,6 +112,14 @@ describe('parseArgs: options', () => {
 
   it('uses the last value of a repeated option', () => {
     expect(run(['--region', 'eu-west-1', '--region', 'eu-west-2', 'i-1']).region).toBe('eu-west-2');
+  });
+
+  it('reads the timing knobs from the environment only, and checks them', () => {
+    const o = run(['i-1'], { SSM_PROXY_HANDSHAKE_TIMEOUT: '5', SSM_PROXY_GIVE_UP_AFTER: '7', SSM_PROXY_RECONNECT_FOR: '9' });
+    expect([o.handshakeTimeoutSeconds, o.giveUpSeconds, o.reconnectSeconds]).toEqual([5, 7, 9]);
+    const bad = parseArgs(['i-1'], { SSM_PROXY_GIVE_UP_AFTER: '0' });
+    expect(bad.kind).toBe('error');
+    if (bad.kind === 'error') expect(bad.message).toMatch(/SSM_PROXY_GIVE_UP_AFTER/);
   });
 
   it('takes a target that looks like an option after --', () => {
