@@ -30,6 +30,12 @@ async function exit(code: number, logger?: Logger): Promise<never> {
   process.exit(code);
 }
 
+function memorySummary(): string {
+  const m = process.memoryUsage();
+  const mb = (n: number) => (n / 1048576).toFixed(1);
+  return `heap ${mb(m.heapUsed)}/${mb(m.heapTotal)} MB, external ${mb(m.external)} MB, array buffers ${mb(m.arrayBuffers)} MB`;
+}
+
 async function run(options: ProxyOptions, logger: Logger): Promise<never> {
   // Until a session exists a signal just ends the process; afterwards it terminates the session first.
   let onSignal: (name: string) => void = (name) => void exit(SIGNAL_EXIT_BASE + (SIGNAL_NUMBERS[name] ?? 15), logger);
@@ -71,7 +77,7 @@ async function run(options: ProxyOptions, logger: Logger): Promise<never> {
   const outcome = await session.run();
   const s = session.stats;
   const cpu = process.cpuUsage();
-  logger.debug(`session ${start.sessionId} ended: exit ${outcome.code}, ${s.bytesOut} bytes sent, ${s.bytesIn} received, ${s.retransmissions} retransmissions, ${s.reconnects} reconnects, cpu ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s (user ${(cpu.user / 1e6).toFixed(2)}, sys ${(cpu.system / 1e6).toFixed(2)}), peak rss ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`);
+  logger.debug(`session ${start.sessionId} ended: exit ${outcome.code}, ${s.bytesOut} bytes sent, ${s.bytesIn} received, ${s.retransmissions} retransmissions, ${s.reconnects} reconnects, cpu ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s (user ${(cpu.user / 1e6).toFixed(2)}, sys ${(cpu.system / 1e6).toFixed(2)}), peak rss ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB, ${memorySummary()}`);
   if (outcome.message) logger.error(outcome.message);
   return exit(outcome.code, logger);
 }
