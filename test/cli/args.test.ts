@@ -21,7 +21,7 @@ describe('parseArgs: defaults', () => {
       port: 22,
       documentName: 'AWS-StartSSHSession',
       verbose: 0,
-      frameRate: 1000,
+      frameRate: 970,
       maxPayload: 1024,
       handshakeTimeoutSeconds: 30,
       giveUpSeconds: 300,

@@ -115,6 +115,9 @@ export async function startSshd(): Promise<SshdHandle> {
     }
   }
   if (!proc) throw new Error(`sshd did not start: ${log.trim()}`);
+  // sshd -D outlives a test process that dies or exits early; take it down with us.
+  const killOnExit = () => proc?.kill('SIGTERM');
+  process.once('exit', killOnExit);
   const hostPub = spawnSync('cat', [`${hostKey}.pub`], { encoding: 'utf8' }).stdout.trim();
   const knownHosts = join(dir, 'known_hosts');
   // One entry under a wildcard so that every instance id and the direct alias verify the host key.
@@ -127,6 +130,7 @@ export async function startSshd(): Promise<SshdHandle> {
     knownHosts,
     bins,
     async stop() {
+      process.removeListener('exit', killOnExit);
       if (proc && proc.exitCode === null) {
         const exited = new Promise((r) => proc!.once('exit', r));
         proc.kill('SIGTERM');

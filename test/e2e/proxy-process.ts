@@ -1,6 +1,5 @@
 // Runs the built ssm-proxy as a child process, the way ssh runs a ProxyCommand.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PROXY_BIN } from './openssh.ts';
@@ -13,11 +12,14 @@ export interface ProxyResult {
   ms: number;
 }
 
+/** A HOME that does not exist: no ~/.aws to read, and nothing to clean up. */
+const NO_HOME = join(tmpdir(), 'ssm-proxy-test-home-that-does-not-exist');
+
 /** An environment with no AWS configuration from this machine leaking in. */
 export function cleanAwsEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('AWS_') && !k.startsWith('SSM_PROXY_')) env[k] = v;
-  env.HOME = mkdtempSync(join(tmpdir(), 'ssm-proxy-home-'));
+  env.HOME = NO_HOME;
   env.AWS_EC2_METADATA_DISABLED = 'true';
   return { ...env, ...extra };
 }
