@@ -16,7 +16,7 @@ import {
   encodeHandshakeComplete,
   encodeHandshakeRequest,
   encodeHandshakeResponse,
-  parseAck,
+  parseAckSequence,
   parseChannelClosed,
   parseFlag,
   parseHandshakeComplete,
@@ -339,13 +339,13 @@ export class ReliableChannel {
   }
 
   private onAck(f: Frame, now: number): void {
-    const a = parseAck(f.payload);
+    const a = parseAckSequence(f.payload);
     if (!a.ok) {
       this.anomaly('bad-ack', describeError(a.error), a.error);
       return;
     }
     this.unpause(now, false);
-    const seq = a.value.acknowledgedSequenceNumber;
+    const seq = a.value;
     if (!this.sender.onAck(seq, now)) this.anomaly('ack-unknown-seq', `ack for seq ${seq}, but only ${this.sender.nextSeq} frames were ever sent`);
   }
 

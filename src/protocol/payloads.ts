@@ -47,6 +47,56 @@ export function encodeAck(a: AckPayload): Buffer {
 // The exact form both implementations emit; anything else takes the JSON path.
 const CANONICAL_ACK = /^\{"AcknowledgedMessageType":"([a-z_]{1,32})","AcknowledgedMessageId":"([0-9a-f-]{36})","AcknowledgedMessageSequenceNumber":(0|[1-9]\d{0,14}),"IsSequentialMessage":(true|false)\}$/;
 
+const P1 = Buffer.from('{"AcknowledgedMessageType":"', 'latin1');
+const P2 = Buffer.from('","AcknowledgedMessageId":"', 'latin1');
+const P3 = Buffer.from('","AcknowledgedMessageSequenceNumber":', 'latin1');
+const P4 = Buffer.from(',"IsSequentialMessage":', 'latin1');
+
+function matchAt(b: Uint8Array, at: number, lit: Buffer): boolean {
+  if (at + lit.length > b.length) return false;
+  for (let i = 0; i < lit.length; i++) if (b[at + i] !== lit[i]) return false;
+  return true;
+}
+
+/**
+ * The acknowledged sequence number, which is all the reliable channel needs from
+ * an ack. Reads the canonical form straight from the bytes (one ack arrives per
+ * data frame sent); anything else goes through the full parser.
+ */
+export function parseAckSequence(payload: Uint8Array): Result<number> {
+  let i = P1.length;
+  if (matchAt(payload, 0, P1)) {
+    while (i < payload.length && ((payload[i] >= 0x61 && payload[i] <= 0x7a) || payload[i] === 0x5f)) i++;
+    if (matchAt(payload, i, P2)) {
+      i += P2.length;
+      const idEnd = i + 36;
+      for (; i < idEnd && i < payload.length; i++) {
+        const c = payload[i];
+        if (!((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66) || c === 0x2d)) break;
+      }
+      if (i === idEnd && matchAt(payload, i, P3)) {
+        i += P3.length;
+        const start = i;
+        let seq = 0;
+        while (i < payload.length && payload[i] >= 0x30 && payload[i] <= 0x39 && i - start < 15) seq = seq * 10 + (payload[i++] - 0x30);
+        const digits = i - start;
+        const canonicalNumber = digits > 0 && !(digits > 1 && payload[start] === 0x30);
+        if (canonicalNumber && matchAt(payload, i, P4)) {
+          i += P4.length;
+          const rest = payload.length - i;
+          // "true}" or "false}"
+          if ((rest === 5 && payload[i] === 0x74 && payload[i + 1] === 0x72 && payload[i + 2] === 0x75 && payload[i + 3] === 0x65 && payload[i + 4] === 0x7d) ||
+            (rest === 6 && payload[i] === 0x66 && payload[i + 1] === 0x61 && payload[i + 2] === 0x6c && payload[i + 3] === 0x73 && payload[i + 4] === 0x65 && payload[i + 5] === 0x7d)) {
+            return ok(seq);
+          }
+        }
+      }
+    }
+  }
+  const full = parseAck(payload);
+  return full.ok ? ok(full.value.acknowledgedSequenceNumber) : full;
+}
+
 export function parseAck(payload: Uint8Array): Result<AckPayload> {
   if (payload.length < 256) {
     const m = CANONICAL_ACK.exec(Buffer.from(payload.buffer, payload.byteOffset, payload.length).toString('latin1'));
