@@ -436,13 +436,8 @@ export class ReliableChannel {
             return 'accepted';
           }
           return this.deliver(f, now, ack);
-        case PayloadType.Flag: {
-          ack();
-          const fl = parseFlag(f.payload);
-          if (fl.ok) this.out.events.push({ type: 'flag', flag: fl.value });
-          else this.anomaly('bad-payload', describeError(fl.error), fl.error);
-          return 'accepted';
-        }
+        case PayloadType.Flag:
+          return this.acceptFlag(f, ack);
         default:
           // Acked and skipped, or the agent would retransmit it forever (§8.7 receiving step 3).
           ack();
@@ -462,19 +457,22 @@ export class ReliableChannel {
           return 'accepted';
         }
         return this.deliver(f, now, ack);
-      case PayloadType.Flag: {
+      case PayloadType.Flag:
         if (!this.consumerReady) return 'not-ready'; // flags wait for the target connection too (§9.5)
-        ack();
-        const fl = parseFlag(f.payload);
-        if (fl.ok) this.out.events.push({ type: 'flag', flag: fl.value });
-        else this.anomaly('bad-payload', describeError(fl.error), fl.error);
-        return 'accepted';
-      }
+        return this.acceptFlag(f, ack);
       default:
         ack();
         this.anomaly('unexpected-payload-type', `ignored payload type ${pt} at seq ${f.sequenceNumber}`);
         return 'accepted';
     }
+  }
+
+  private acceptFlag(f: Frame, ack: () => void): 'accepted' {
+    ack();
+    const fl = parseFlag(f.payload);
+    if (fl.ok) this.out.events.push({ type: 'flag', flag: fl.value });
+    else this.anomaly('bad-payload', describeError(fl.error), fl.error);
+    return 'accepted';
   }
 
   private deliver(f: Frame, now: number, ack: () => void): 'accepted' | 'not-ready' {

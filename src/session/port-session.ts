@@ -9,6 +9,7 @@ import { PayloadFlag, TERMINATE_FLAG_MIN_AGENT_EXCLUSIVE } from '../protocol/con
 import { versionGreaterThan } from '../protocol/version.ts';
 import { ExitCode, ProxyError, SIGNAL_EXIT_BASE } from '../cli/exit-codes.ts';
 import type { Logger } from '../cli/log.ts';
+import { DeadlineTimer } from '../transport/deadline-timer.ts';
 import { WebSocketLink } from '../transport/websocket-link.ts';
 
 export interface ResumeApi {
@@ -61,8 +62,10 @@ export class PortSession {
   private readonly channel: ReliableChannel;
   private readonly link: WebSocketLink;
   private readonly log: Logger;
-  private timer: NodeJS.Timeout | null = null;
-  private timerAt = Infinity;
+  private readonly timer = new DeadlineTimer(() => {
+    this.channel.tick(this.now());
+    this.flush();
+  });
   private handshakeTimer: NodeJS.Timeout | null = null;
   private stdinStarted = false;
   private stdinEnded = false;
@@ -206,17 +209,7 @@ export class PortSession {
   private rearm(): void {
     if (this.finished) return;
     const now = this.now();
-    const at = this.channel.nextDeadline(now);
-    if (at === Infinity) return;
-    if (this.timer && this.timerAt <= at) return;
-    if (this.timer) clearTimeout(this.timer);
-    this.timerAt = at;
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      this.timerAt = Infinity;
-      this.channel.tick(this.now());
-      this.flush();
-    }, Math.max(0, Math.ceil(at - now)));
+    this.timer.arm(this.channel.nextDeadline(now), now);
   }
 
   private onEvent(e: ChannelEvent): void {
@@ -346,7 +339,7 @@ export class PortSession {
   private finish(outcome: Outcome): void {
     if (this.finished) return;
     this.finished = true;
-    if (this.timer) clearTimeout(this.timer);
+    this.timer.clear();
     if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
     this.stats.retransmissions = this.channel.senderStats.retransmissions;
     this.o.stdin.pause();

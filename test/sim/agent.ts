@@ -5,6 +5,7 @@
 import { createServer as createTcpServer, connect as tcpConnect, type AddressInfo, type Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { WebSocket } from 'ws';
+import { DeadlineTimer } from '../../src/transport/deadline-timer.ts';
 import { ReliableChannel, type ChannelEvent } from '../../src/channel/channel.ts';
 import { MessageType, PayloadFlag, PayloadType } from '../../src/protocol/constants.ts';
 import { encodeFrame } from '../../src/protocol/frame.ts';
@@ -133,8 +134,11 @@ export class AgentSession {
   closedOutput?: string;
   endReason?: string;
   private flushing = false;
-  private timer?: NodeJS.Timeout;
-  private timerAt = Infinity;
+  private readonly timer = new DeadlineTimer(() => {
+    if (this.ended) return;
+    this.channel.tick(performance.now());
+    this.flush();
+  });
   private readonly timers = new Set<NodeJS.Timeout>();
   private missingAckTimer?: NodeJS.Timeout;
   private missingAckAt = Infinity;
@@ -471,21 +475,11 @@ export class AgentSession {
 
   /** One timer for the channel, re-armed after every input (no polling). */
   private armTimer(): void {
+    if (this.ended) return;
     const now = performance.now();
-    const d = this.channel.nextDeadline(now);
-    if (d === this.timerAt && this.timer) return;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    this.timerAt = d;
-    if (d === Infinity) return;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.timerAt = Infinity;
-      if (this.ended) return;
-      this.channel.tick(performance.now());
-      this.flush();
-    }, Math.max(0, Math.ceil(d - now)));
+    this.timer.arm(this.channel.nextDeadline(now), now);
   }
+
 
   private onChannelEvent(e: ChannelEvent): void {
     switch (e.type) {
@@ -788,8 +782,7 @@ export class AgentSession {
   }
 
   private clearTimers(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
+    this.timer.clear();
     if (this.missingAckTimer) clearTimeout(this.missingAckTimer);
     if (this.slowTimer) clearTimeout(this.slowTimer);
     if (this.penaltyTimer) clearTimeout(this.penaltyTimer);

@@ -6,6 +6,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { randomUUID } from 'node:crypto';
 import { WebSocket, type RawData } from 'ws';
 import { ResumeSessionCommand, SSMClient, StartSessionCommand, TerminateSessionCommand } from '@aws-sdk/client-ssm';
+import { DeadlineTimer } from '../../src/transport/deadline-timer.ts';
 import { ReliableChannel, type ChannelConfig, type ChannelEvent } from '../../src/channel/channel.ts';
 import { HeaderFlags, MessageType, PayloadType } from '../../src/protocol/constants.ts';
 import { decodeFrame, encodeFrame, type Frame, type FrameFields } from '../../src/protocol/frame.ts';
@@ -130,8 +131,10 @@ export class ChannelClient extends EventEmitter {
   connects = 0;
   resumes = 0;
   resumeError?: Error;
-  private timer?: NodeJS.Timeout;
-  private timerAt = Infinity;
+  private readonly timer = new DeadlineTimer(() => {
+    this.channel.tick(performance.now());
+    this.flush();
+  });
   private blocked = false;
   private readonly opts: ChannelClientOptions;
   private ending = false;
@@ -235,20 +238,11 @@ export class ChannelClient extends EventEmitter {
   }
 
   private arm(): void {
+    if (this.ending) return;
     const now = performance.now();
-    const d = this.channel.nextDeadline(now);
-    if (d === this.timerAt && this.timer) return;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    this.timerAt = d;
-    if (d === Infinity || this.ending) return;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.timerAt = Infinity;
-      this.channel.tick(performance.now());
-      this.flush();
-    }, Math.max(0, Math.ceil(d - now)));
+    this.timer.arm(this.channel.nextDeadline(now), now);
   }
+
 
   data(): Buffer {
     return Buffer.concat(this.received);
@@ -269,8 +263,7 @@ export class ChannelClient extends EventEmitter {
 
   close(): void {
     this.ending = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
+    this.timer.clear();
     this.ws?.terminate();
     this.ws = undefined;
   }
