@@ -41,14 +41,46 @@ export interface Frame {
   createdDate: number;
   sequenceNumber: number;
   flags: bigint;
-  messageId: string;
+  readonly messageId: string;
   payloadDigest: Buffer;
   payloadType: number;
   payloadLength: number;
   /** A view into the decoded buffer, not a copy. */
   payload: Buffer;
-  warnings: FrameWarning[];
+  warnings: readonly FrameWarning[];
 }
+
+const NO_WARNINGS: readonly FrameWarning[] = Object.freeze([]);
+
+/** Fixed shape, and the MessageId text only on demand: acks never need it. */
+class DecodedFrame implements Frame {
+  private idText: string | undefined;
+  constructor(
+    private readonly raw: Buffer,
+    public headerLength: number,
+    public messageType: string,
+    public schemaVersion: number,
+    public createdDate: number,
+    public sequenceNumber: number,
+    public flags: bigint,
+    public payloadDigest: Buffer,
+    public payloadType: number,
+    public payloadLength: number,
+    public payload: Buffer,
+    public warnings: readonly FrameWarning[],
+  ) {}
+
+  get messageId(): string {
+    return (this.idText ??= readMessageId(this.raw, 64));
+  }
+}
+
+// The message types that make up nearly all traffic, as their padded 32-byte fields.
+const COMMON_TYPES = [MessageType.InputStreamData, MessageType.OutputStreamData, MessageType.Acknowledge].map((t) => {
+  const field = Buffer.alloc(MESSAGE_TYPE_LENGTH, 0x20);
+  field.write(t, 'latin1');
+  return { type: t, field };
+});
 
 // One-shot hashing (Node >= 20.12) costs well under a Hash object per frame.
 const oneShot = (nodeCrypto as { hash?: (alg: string, data: Uint8Array, enc: 'buffer') => Buffer }).hash;
@@ -117,6 +149,7 @@ function isLenientType(t: string): boolean {
 
 /** Reads the MessageType field: NULs, then whitespace, trimmed at both ends (§4.2). */
 function readMessageType(buf: Buffer): Result<{ type: string; cleanPadding: boolean }> {
+  for (const c of COMMON_TYPES) if (buf.compare(c.field, 0, MESSAGE_TYPE_LENGTH, 4, 4 + MESSAGE_TYPE_LENGTH) === 0) return ok({ type: c.type, cleanPadding: true });
   let start = 4;
   let end = 4 + MESSAGE_TYPE_LENGTH;
   while (start < end && buf[start] === 0) start++;
@@ -147,8 +180,9 @@ export function decodeFrame(buf: Buffer): Result<Frame> {
   const mt = readMessageType(buf);
   if (!mt.ok) return mt;
   const messageType = mt.value.type;
-  const warnings: FrameWarning[] = [];
-  if (!mt.value.cleanPadding) warnings.push('messageTypePadding');
+  let warnings: FrameWarning[] | undefined;
+  const warn = (w: FrameWarning) => (warnings ??= []).push(w);
+  if (!mt.value.cleanPadding) warn('messageTypePadding');
 
   const headerLength = buf.readUInt32BE(0);
   const lenient = isLenientType(messageType);
@@ -158,10 +192,10 @@ export function decodeFrame(buf: Buffer): Result<Frame> {
     if (!inBounds) return fail('headerLength', `${headerLength} points past the end of a ${buf.length}-byte frame`);
     if (messageType === '') return fail('messageType', 'is empty');
   }
-  if (headerLength !== HEADER_LENGTH) warnings.push('headerLength');
+  if (headerLength !== HEADER_LENGTH) warn('headerLength');
 
   const schemaVersion = buf.readUInt32BE(36);
-  if (schemaVersion !== SCHEMA_VERSION) warnings.push('schemaVersion');
+  if (schemaVersion !== SCHEMA_VERSION) warn('schemaVersion');
   // Plain numbers: CreatedDate and sequence numbers fit easily in 2^53.
   const createdDate = readUint64(buf, 40);
   const seqHigh = buf.readInt32BE(48);
@@ -174,30 +208,28 @@ export function decodeFrame(buf: Buffer): Result<Frame> {
   }
   const payload = inBounds ? buf.subarray(headerLength + 4) : buf.subarray(buf.length);
   const payloadLength = buf.readUInt32BE(116);
-  if (payloadLength !== payload.length) warnings.push('payloadLength');
+  if (payloadLength !== payload.length) warn('payloadLength');
   const payloadDigest = buf.subarray(80, 112);
-  let messageIdText: string | undefined;
   const flagsHigh = buf.readUInt32BE(56);
   const flagsLow = buf.readUInt32BE(60);
   if (!lenient && (payload.length !== 0 || payloadLength !== 0)) {
     if (!sha256(payload).equals(payloadDigest)) return fail('payloadDigest', 'does not match the SHA-256 of the payload');
   }
-  return ok({
-    headerLength,
-    messageType,
-    schemaVersion,
-    createdDate,
-    // start/pause_publication headers are not validated (§5.4); keep a usable number.
-    sequenceNumber: seqOk ? seq : 0,
-    flags: flagsHigh === 0 && flagsLow < 4 ? SMALL_FLAGS[flagsLow] : buf.readBigUInt64BE(56),
-    // Text form only on demand: acks are decoded by the tens of thousands and never need it.
-    get messageId(): string {
-      return (messageIdText ??= readMessageId(buf, 64));
-    },
-    payloadDigest,
-    payloadType: buf.readUInt32BE(112),
-    payloadLength,
-    payload,
-    warnings,
-  });
+  return ok(
+    new DecodedFrame(
+      buf,
+      headerLength,
+      messageType,
+      schemaVersion,
+      createdDate,
+      // start/pause_publication headers are not validated (§5.4); keep a usable number.
+      seqOk ? seq : 0,
+      flagsHigh === 0 && flagsLow < 4 ? SMALL_FLAGS[flagsLow] : buf.readBigUInt64BE(56),
+      payloadDigest,
+      buf.readUInt32BE(112),
+      payloadLength,
+      payload,
+      warnings ?? NO_WARNINGS,
+    ),
+  );
 }

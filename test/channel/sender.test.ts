@@ -102,7 +102,7 @@ describe('sender', () => {
     const resent = frames(client.drain().transmit).filter((f) => f.messageType === 'input_stream_data');
     expect(resent.map((f) => f.payload.toString())).toEqual(['SSH-2.0-client\r\n']);
     expect(client.rto).toBeGreaterThan(6 - 3);
-    for (const b of resent.map((f) => encodeFrame({ ...f }))) agent.receive(b, 7);
+    for (const b of resent.map((f) => encodeFrame({ ...f, messageId: f.messageId }))) agent.receive(b, 7);
     expect(agent.drain().deliver.map((b) => b.toString())).toEqual(['SSH-2.0-client\r\n']);
   });
 

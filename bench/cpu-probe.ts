@@ -1,0 +1,57 @@
+// The proxy's own CPU for a one-way transfer, without ssh: bench/cpu-probe.ts up|down MiB.
+// Proxy -> simulator (unlimited profile) -> a raw TCP sink or source. For profiling
+// work on the data path; `npm run bench` is the benchmark of record.
+import { spawn } from 'node:child_process';
+import { createServer, type Socket } from 'node:net';
+import { startSimulator } from '../test/sim/index.ts';
+
+const dir = process.argv[2] === 'down' ? 'down' : 'up';
+const total = Number(process.argv[3] ?? 64) * 1024 * 1024;
+const chunk = Buffer.alloc(64 * 1024, 0x5a);
+let done!: () => void;
+const finished = new Promise<void>((r) => (done = r));
+const server = createServer((s: Socket) => {
+  if (dir === 'up') {
+    let got = 0;
+    s.on('data', (d) => {
+      got += d.length;
+      if (got >= total) done();
+    });
+  } else {
+    let sent = 0;
+    const push = () => {
+      while (sent < total) {
+        sent += chunk.length;
+        if (!s.write(chunk)) return void s.once('drain', push);
+      }
+    };
+    push();
+  }
+});
+await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+const port = (server.address() as { port: number }).port;
+const sim = await startSimulator({ profile: 'unlimited' });
+const env = { ...process.env, AWS_ACCESS_KEY_ID: sim.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: sim.credentials.secretAccessKey, AWS_REGION: sim.region, AWS_ENDPOINT_URL_SSM: sim.apiUrl, AWS_EC2_METADATA_DISABLED: 'true' };
+const p = spawn(process.execPath, ['bin/ssm-proxy', '--frame-rate', '0', '-vv', 'i-0123456789abcdef0', String(port)], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+let err = '';
+p.stderr.on('data', (d) => (err += d));
+const t0 = performance.now();
+if (dir === 'up') {
+  p.stdout.resume();
+  for (let sent = 0; sent < total; sent += chunk.length) if (!p.stdin.write(chunk)) await new Promise((r) => p.stdin.once('drain', r));
+} else {
+  let got = 0;
+  p.stdout.on('data', (d) => {
+    got += d.length;
+    if (got >= total) done();
+  });
+}
+await finished;
+const secs = (performance.now() - t0) / 1000;
+p.stdin.end();
+await new Promise((r) => p.on('close', r));
+const end = err.split('\n').find((l) => l.includes('ended:')) ?? '';
+const cpu = Number(/cpu ([\d.]+) s/.exec(end)?.[1]);
+console.log(`${dir} ${total / 1048576} MiB: ${(total / 1e6 / secs).toFixed(1)} MB/s, proxy cpu ${cpu.toFixed(2)} s = ${((cpu * 100 * 1048576) / total).toFixed(2)} s/100 MiB; ${end.replace(/.*reconnects, /, '')}`);
+await sim.close();
+server.close();
