@@ -6,7 +6,6 @@ import {
   ActionStatus,
   DEFAULT_MAX_PAYLOAD,
   MessageType,
-  PayloadFlag,
   PayloadType,
 } from '../protocol/constants.ts';
 import { decodeFrame, encodeFrame, type Frame } from '../protocol/frame.ts';
@@ -589,4 +588,3 @@ export class ReliableChannel {
   }
 }
 
-export { PayloadFlag };

@@ -10,7 +10,7 @@ import { DeadlineTimer } from '../../src/transport/deadline-timer.ts';
 import { ReliableChannel, type ChannelConfig, type ChannelEvent } from '../../src/channel/channel.ts';
 import { HeaderFlags, MessageType, PayloadType } from '../../src/protocol/constants.ts';
 import { decodeFrame, encodeFrame, type Frame, type FrameFields } from '../../src/protocol/frame.ts';
-import { encodeAck, encodeHandshakeResponse, encodeOpenDataChannel, parseChannelClosed, type ChannelClosed } from '../../src/protocol/payloads.ts';
+import { encodeAck, encodeHandshakeResponse, parseChannelClosed, type ChannelClosed } from '../../src/protocol/payloads.ts';
 import type { Simulator } from './index.ts';
 
 export const CLIENT_VERSION = '1.2.694.0';
