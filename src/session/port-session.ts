@@ -178,7 +178,7 @@ export class PortSession {
     if (out.deliver.length > 0) this.corkStdout();
     for (const b of out.deliver) {
       this.stats.bytesIn += b.length;
-      if (!this.finished && !this.o.stdout.write(b) && !this.stdoutBlocked) {
+      if (!this.finished && !this.o.stdout.write(b)) {
         // ssh is not keeping up: stop reading the websocket until stdout drains.
         this.stdoutBlocked = true;
         this.link.pauseReading();
@@ -376,6 +376,8 @@ export class PortSession {
           if (this.finished) return;
           if (r.streamUrl) url = r.streamUrl;
           await this.link.connect(url, r.tokenValue);
+          // A new websocket starts reading; keep honouring a congested stdout.
+          if (this.stdoutBlocked) this.link.pauseReading();
           this.stats.reconnects++;
           this.log.debug(`data channel resumed after ${attempt} attempt(s)`);
           this.channel.setConnected(true, this.now());

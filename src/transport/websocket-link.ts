@@ -98,6 +98,7 @@ export class WebSocketLink extends EventEmitter<LinkEvents> {
 
   private attach(ws: WebSocket): void {
     this.lastHeard = Date.now();
+    this.readingPaused = false;
     ws.on('message', (data: Buffer) => {
       this.lastHeard = Date.now();
       this.emit('message', data);
@@ -111,7 +112,8 @@ export class WebSocketLink extends EventEmitter<LinkEvents> {
     ws.on('error', (err) => this.down(`websocket error: ${err.message}`));
     ws.on('close', (code, reason) => this.down(`websocket closed (code ${code}${reason.length ? `, ${reason.toString()}` : ''})`));
     this.pingTimer = setInterval(() => {
-      if (Date.now() - this.lastHeard > this.deadAfterMs) {
+      // While we hold reading back for a slow consumer we hear nothing, pongs included.
+      if (!this.readingPaused && Date.now() - this.lastHeard > this.deadAfterMs) {
         this.down(`no traffic from the service for ${Math.round(this.deadAfterMs / 1000)} s`);
         return;
       }
@@ -162,11 +164,16 @@ export class WebSocketLink extends EventEmitter<LinkEvents> {
     });
   }
 
+  private readingPaused = false;
+
   pauseReading(): void {
+    this.readingPaused = true;
     this.ws?.pause();
   }
 
   resumeReading(): void {
+    if (this.readingPaused) this.lastHeard = Date.now();
+    this.readingPaused = false;
     this.ws?.resume();
   }
 
