@@ -256,15 +256,20 @@ export class ReliableChannel {
 
   /** Processes one websocket message. */
   receive(message: Buffer, now: number): void {
-    this.sender.advance(now);
-    this.stats.framesReceived++;
     const r = decodeFrame(message);
     if (!r.ok) {
+      this.stats.framesReceived++;
       this.stats.dropped++;
       this.anomaly('decode-error', describeError(r.error), r.error);
       return;
     }
-    const f = r.value;
+    this.receiveFrame(r.value, now);
+  }
+
+  /** Processes a frame its caller has already decoded (and so validated). */
+  receiveFrame(f: Frame, now: number): void {
+    this.sender.advance(now);
+    this.stats.framesReceived++;
     if (f.warnings.length > 0) this.anomaly('frame-warning', f.warnings.join(','));
     switch (f.messageType) {
       case MessageType.Acknowledge:

@@ -334,7 +334,10 @@ export class AgentSession {
 
   private toAgent(bytes: Buffer): void {
     if (this.ended) return;
-    this.channel.receive(bytes, performance.now());
+    // Faults that alter a frame make a copy, so the monitor's decoding of these very bytes still holds.
+    const decoded = this.monitor.decoded.get(bytes);
+    if (decoded) this.channel.receiveFrame(decoded, performance.now());
+    else this.channel.receive(bytes, performance.now());
     this.flush();
   }
 

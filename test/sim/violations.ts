@@ -3,7 +3,7 @@
 // The monitor also applies the service's limits (frame budget, payload size, pause) and says
 // whether the frame may be relayed to the agent.
 import { MessageType, PayloadFlag, PayloadType } from '../../src/protocol/constants.ts';
-import { decodeFrame } from '../../src/protocol/frame.ts';
+import { decodeFrame, type Frame } from '../../src/protocol/frame.ts';
 import { parseAck, parseFlag, parseHandshakeResponse } from '../../src/protocol/payloads.ts';
 import { TokenBucket } from '../../src/channel/token-bucket.ts';
 
@@ -166,6 +166,9 @@ export class ClientMonitor {
     this.violation('text-after-first', `text message of ${length} bytes after OpenDataChannel`);
   }
 
+  /** Frames already decoded here, so the agent need not decode (and hash) them again. */
+  readonly decoded = new WeakMap<Buffer, Frame>();
+
   /** A binary websocket message from the client. */
   inspectBinary(buf: Buffer, now: number): Verdict {
     this.stats.framesFromClient++;
@@ -177,6 +180,7 @@ export class ClientMonitor {
       return FORWARD; // relayed unchanged, like MGS; the agent rejects it
     }
     const f = r.value;
+    this.decoded.set(buf, f);
     if (!isCleanHeader(f.warnings)) this.violation('bad-header', `header: ${f.warnings.join(', ')}`);
 
     if (f.messageType === MessageType.Acknowledge) {
