@@ -36,6 +36,7 @@ const CREDENTIAL_CODES = new Set([
 const TARGET_CODES = new Set(['InvalidDocument', 'ValidationException', 'InvalidParameters', 'InvalidTarget', 'InvalidInstanceId']);
 
 const NETWORK_CODES = new Set([
+  'EPROXYTUNNEL', // our HTTPS_PROXY agent: the proxy refused or could not be reached
   'ECONNREFUSED',
   'ENOTFOUND',
   'ETIMEDOUT',

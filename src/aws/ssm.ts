@@ -8,6 +8,7 @@ import { ExitCode, ProxyError } from '../cli/exit-codes.ts';
 import { silentLogger, type Logger } from '../cli/log.ts';
 import { installWarningFilter } from '../cli/warnings.ts';
 import { classifyAwsError, type AwsErrorContext } from './errors.ts';
+import { proxyAgentFor } from '../transport/proxy.ts';
 
 export interface SsmConfig {
   region?: string;
@@ -150,13 +151,21 @@ export async function createSsmApi(cfg: SsmConfig): Promise<SsmApi> {
     error: (...args: unknown[]) => logger.debug(sdkLogLine(args)),
   };
 
-  const httpsAgent = ca !== undefined ? { keepAlive: true, ca } : undefined;
+  // The SDK v3 ignores HTTPS_PROXY; the CLI and the plugin honour it, so do we. The
+  // NO_PROXY decision is made for the SSM endpoint (a custom one, or the regional one).
+  const endpointForProxy = new URL(cfg.endpointUrl ?? `https://ssm.${cfg.region ?? 'us-east-1'}.amazonaws.com`);
+  const secureEndpoint = endpointForProxy.protocol === 'https:';
+  const tunnelAgent = proxyAgentFor(endpointForProxy, { keepAlive: true, ...(ca !== undefined ? { ca } : {}) });
+  if (tunnelAgent) logger.debug(`SSM API calls go through the proxy in ${secureEndpoint ? 'HTTPS_PROXY' : 'HTTP_PROXY'}`);
+  const httpsAgent = tunnelAgent && secureEndpoint ? tunnelAgent : ca !== undefined ? { keepAlive: true, ca } : undefined;
+  const httpAgent = tunnelAgent && !secureEndpoint ? tunnelAgent : undefined;
   const requestHandler = (requestMs: number) => ({
     connectionTimeout: timeouts.connectMs,
     requestTimeout: requestMs,
     // Without this the SDK only logs a warning when requestTimeout passes.
     throwOnRequestTimeout: true,
     ...(httpsAgent ? { httpsAgent } : {}),
+    ...(httpAgent ? { httpAgent } : {}),
   });
 
   // The credential chain is created once the region is known, so role

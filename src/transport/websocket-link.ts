@@ -6,6 +6,7 @@ import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import WebSocket from 'ws';
 import { encodeOpenDataChannel } from '../protocol/payloads.ts';
+import { proxyAgentFor } from './proxy.ts';
 import { ExitCode, ProxyError } from '../cli/exit-codes.ts';
 import type { Logger } from '../cli/log.ts';
 
@@ -56,7 +57,8 @@ export class WebSocketLink extends EventEmitter<LinkEvents> {
     this.closedByUs = false;
     return new Promise((resolve, reject) => {
       const ca = process.env.AWS_CA_BUNDLE ? readFileSync(process.env.AWS_CA_BUNDLE) : undefined;
-      const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: this.connectTimeoutMs, ca, maxPayload: 16 * 1024 * 1024 });
+      const agent = proxyAgentFor(url, ca ? { ca } : {});
+      const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: this.connectTimeoutMs, ca, agent, maxPayload: 16 * 1024 * 1024 });
       ws.binaryType = 'nodebuffer';
       let settled = false;
       const where = `${url.protocol}//${url.host}`;

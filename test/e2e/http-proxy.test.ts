@@ -1,0 +1,128 @@
+// Behind a corporate proxy: HTTP(S)_PROXY tunnels both the SSM API and the data
+// channel through CONNECT, NO_PROXY bypasses it, and a refusing proxy is one clear error.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createServer as createHttpServer, type Server } from 'node:http';
+import { connect, createServer, type Socket } from 'node:net';
+import { startSimulator, type Simulator } from '../sim/index.ts';
+import { requireOpenSsh } from './openssh.ts';
+import { cleanAwsEnv, startProxy } from './proxy-process.ts';
+import { proxyFor } from '../../src/transport/proxy.ts';
+
+let sim: Simulator;
+let echo: ReturnType<typeof createServer>;
+let echoPort: number;
+let proxy: Server;
+let proxyPort: number;
+const tunnels: string[] = [];
+const auth: string[] = [];
+let refuse = false;
+
+function listen(s: { listen(port: number, host: string, cb: () => void): unknown; address(): unknown }): Promise<number> {
+  return new Promise((r) => s.listen(0, '127.0.0.1', () => r((s.address() as { port: number }).port)));
+}
+
+beforeAll(async () => {
+  requireOpenSsh();
+  echo = createServer((s) => s.pipe(s));
+  echoPort = await listen(echo);
+  // A minimal CONNECT proxy that records what it was asked to tunnel.
+  proxy = createHttpServer((_req, res) => res.writeHead(405).end());
+  proxy.on('connect', (req, client: Socket, head: Buffer) => {
+    tunnels.push(req.url ?? '');
+    auth.push(String(req.headers['proxy-authorization'] ?? ''));
+    if (refuse) {
+      client.end('HTTP/1.1 403 Forbidden\r\n\r\n');
+      return;
+    }
+    const [host, port] = (req.url ?? '').split(':');
+    const upstream = connect(Number(port), host, () => {
+      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      if (head.length) upstream.write(head);
+      upstream.pipe(client);
+      client.pipe(upstream);
+    });
+    upstream.on('error', () => client.destroy());
+    client.on('error', () => upstream.destroy());
+  });
+  proxyPort = await listen(proxy);
+  sim = await startSimulator({ profile: 'unlimited', targets: { 'i-0123456789abcdef0': { port: echoPort } } });
+});
+afterAll(async () => {
+  await sim?.close();
+  proxy?.close();
+  echo?.close();
+});
+
+function env(extra: Record<string, string>) {
+  return cleanAwsEnv({ AWS_ACCESS_KEY_ID: sim.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: sim.credentials.secretAccessKey, AWS_REGION: sim.region, AWS_ENDPOINT_URL_SSM: sim.apiUrl, ...extra });
+}
+
+/** Sends a line through ssm-proxy to the echo target and waits for it to come back. */
+async function echoOnce(e: NodeJS.ProcessEnv): Promise<{ echoed: string; code: number | null; stderr: string }> {
+  const { child, done } = startProxy(['--frame-rate', '0', 'i-0123456789abcdef0', String(echoPort)], e);
+  let echoed = '';
+  await new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, 10_000);
+    child.stdout!.on('data', (d: Buffer) => {
+      echoed += d.toString();
+      if (echoed.includes('\n')) {
+        clearTimeout(t);
+        resolve();
+      }
+    });
+    child.stdin!.write('through the proxy\n');
+  });
+  child.stdin!.end();
+  const r = await done;
+  return { echoed, code: r.code, stderr: r.stderr };
+}
+
+describe('HTTP(S)_PROXY', () => {
+  it('tunnels the SSM API call and the websocket through CONNECT, with the proxy credentials', async () => {
+    tunnels.length = 0;
+    const r = await echoOnce(env({ HTTP_PROXY: `http://alice:s%40cret@127.0.0.1:${proxyPort}` }));
+    expect(r.echoed).toBe('through the proxy\n');
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe('');
+    const api = new URL(sim.apiUrl);
+    const gw = new URL(sim.gatewayUrl);
+    expect(tunnels).toContain(`${api.hostname}:${api.port}`);
+    expect(tunnels).toContain(`${gw.hostname}:${gw.port}`);
+    expect(auth.every((a) => a === `Basic ${Buffer.from('alice:s@cret').toString('base64')}`)).toBe(true);
+    expect(sim.totalViolations()).toBe(0);
+  });
+
+  it('connects directly to hosts in NO_PROXY', async () => {
+    tunnels.length = 0;
+    const r = await echoOnce(env({ HTTP_PROXY: `http://127.0.0.1:${proxyPort}`, NO_PROXY: 'localhost,127.0.0.1' }));
+    expect(r.echoed).toBe('through the proxy\n');
+    expect(tunnels).toEqual([]);
+  });
+
+  it('a proxy that refuses the tunnel is one line on stderr, not a hang', async () => {
+    refuse = true;
+    try {
+      const r = await echoOnce(env({ HTTP_PROXY: `http://127.0.0.1:${proxyPort}` }));
+      expect(r.code, r.stderr).toBe(6);
+      const lines = r.stderr.trim().split('\n');
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatch(/proxy .*HTTP 403/);
+    } finally {
+      refuse = false;
+    }
+  });
+
+  it('matches NO_PROXY like curl and the AWS CLI', () => {
+    const e = (no: string) => ({ HTTPS_PROXY: 'http://proxy:3128', NO_PROXY: no });
+    const t = new URL('https://ssm.eu-west-1.amazonaws.com');
+    expect(proxyFor(t, { HTTPS_PROXY: 'http://proxy:3128' })?.host).toBe('proxy:3128');
+    expect(proxyFor(t, e('amazonaws.com'))).toBeUndefined();
+    expect(proxyFor(t, e('.amazonaws.com'))).toBeUndefined();
+    expect(proxyFor(t, e('*'))).toBeUndefined();
+    expect(proxyFor(t, e('ssm.eu-west-1.amazonaws.com:443'))).toBeUndefined();
+    expect(proxyFor(t, e('ssm.eu-west-1.amazonaws.com:8443'))?.host).toBe('proxy:3128');
+    expect(proxyFor(t, e('example.com,other'))?.host).toBe('proxy:3128');
+    expect(proxyFor(new URL('http://127.0.0.1:80'), { HTTPS_PROXY: 'http://proxy:3128' })).toBeUndefined(); // http uses HTTP_PROXY
+    expect(() => proxyFor(t, { HTTPS_PROXY: 'socks5://proxy:1080' })).toThrow(/only http:\/\/ proxies/);
+  });
+});
