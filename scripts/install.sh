@@ -8,6 +8,6 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
-$SUDO apt-get install -y -qq openssh-server openssh-client rsync
+$SUDO apt-get install -y -qq openssh-server openssh-client rsync openssl
 npm ci --no-audit --no-fund
 npm run build

@@ -61,6 +61,8 @@ export interface SsmApi {
   readonly region: string;
   /** The SSM endpoint is this machine (a simulator), so a ws:// stream URL is acceptable. */
   readonly endpointIsLoopback: boolean;
+  /** The CA bundle read for --ca-bundle / AWS_CA_BUNDLE; the data channel trusts it too. */
+  readonly ca?: string;
 }
 
 type CredentialChain = ReturnType<typeof fromNodeProviderChain>;
@@ -139,8 +141,6 @@ export async function createSsmApi(cfg: SsmConfig): Promise<SsmApi> {
   installWarningFilter();
   const startedLoading = performance.now();
   const sdk = await import('./sdk.ts');
-  const ssm = sdk;
-  const providers = sdk;
   logger.trace(`AWS SDK loaded in ${Math.round(performance.now() - startedLoading)} ms`);
 
   const sdkLogger = {
@@ -182,7 +182,7 @@ export async function createSsmApi(cfg: SsmConfig): Promise<SsmApi> {
     ...(cfg.profile !== undefined ? { profile: cfg.profile } : {}),
     ...(cfg.endpointUrl !== undefined ? { endpoint: cfg.endpointUrl } : {}),
   };
-  const client: SSMClient = new ssm.SSMClient({ ...baseConfig, requestHandler: requestHandler(timeouts.requestMs) });
+  const client: SSMClient = new sdk.SSMClient({ ...baseConfig, requestHandler: requestHandler(timeouts.requestMs) });
 
   let region: string;
   try {
@@ -200,7 +200,7 @@ export async function createSsmApi(cfg: SsmConfig): Promise<SsmApi> {
   }
 
   const imds = imdsSettings(timeouts.imdsMs);
-  credentialChain = providers.fromNodeProviderChain({
+  credentialChain = sdk.fromNodeProviderChain({
     ...(cfg.profile !== undefined ? { profile: cfg.profile } : {}),
     // STS (role assumption) and SSO calls get the same timeouts and CA bundle as SSM.
     clientConfig: { region, requestHandler: requestHandler(timeouts.requestMs) },
@@ -247,6 +247,7 @@ export async function createSsmApi(cfg: SsmConfig): Promise<SsmApi> {
   return {
     region,
     endpointIsLoopback: isLoopbackUrl(cfg.endpointUrl),
+    ...(ca !== undefined ? { ca } : {}),
 
     async startSession(req) {
       const ctx = context('StartSession', { target: req.target, documentName: req.documentName });
@@ -262,7 +263,7 @@ export async function createSsmApi(cfg: SsmConfig): Promise<SsmApi> {
       try {
         out = await withDeadline(
           timeouts.callMs,
-          (abortSignal) => client.send(new ssm.StartSessionCommand(input), { abortSignal }),
+          (abortSignal) => client.send(new sdk.StartSessionCommand(input), { abortSignal }),
           timeoutError('StartSession'),
         );
       } catch (err) {
@@ -289,7 +290,7 @@ export async function createSsmApi(cfg: SsmConfig): Promise<SsmApi> {
       const send = () =>
         withDeadline(
           timeouts.callMs,
-          (abortSignal) => client.send(new ssm.ResumeSessionCommand({ SessionId: sessionId }), { abortSignal }),
+          (abortSignal) => client.send(new sdk.ResumeSessionCommand({ SessionId: sessionId }), { abortSignal }),
           timeoutError('ResumeSession'),
         );
       let out: { SessionId?: string; StreamUrl?: string; TokenValue?: string };
@@ -319,7 +320,7 @@ export async function createSsmApi(cfg: SsmConfig): Promise<SsmApi> {
 
     async terminateSession(sessionId, timeoutMs = DEFAULT_TERMINATE_TIMEOUT_MS) {
       try {
-        terminateClient ??= new ssm.SSMClient({
+        terminateClient ??= new sdk.SSMClient({
           ...baseConfig,
           region,
           maxAttempts: 1,
@@ -328,7 +329,7 @@ export async function createSsmApi(cfg: SsmConfig): Promise<SsmApi> {
         const sender = terminateClient;
         await withDeadline(
           timeoutMs,
-          (abortSignal) => sender.send(new ssm.TerminateSessionCommand({ SessionId: sessionId }), { abortSignal }),
+          (abortSignal) => sender.send(new sdk.TerminateSessionCommand({ SessionId: sessionId }), { abortSignal }),
           () => new ProxyError(ExitCode.Network, `TerminateSession timed out after ${timeoutMs} ms`, 'TimeoutError'),
         );
         logger.debug(`session ${sessionId} terminated`);

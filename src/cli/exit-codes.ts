@@ -20,6 +20,9 @@ export type ExitCodeValue = (typeof ExitCode)[ExitCodeName];
 /** Signals add this base, as shells do (130 = SIGINT, 143 = SIGTERM). */
 export const SIGNAL_EXIT_BASE = 128;
 
+/** The signals that end a session (ssh sends SIGHUP to its ProxyCommand), by number. */
+export const SIGNAL_NUMBERS: Readonly<Record<string, number>> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
+
 export interface ExitCodeDoc {
   code: number;
   name: string;

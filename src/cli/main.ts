@@ -2,15 +2,13 @@
 // stdout carries the SSH stream and nothing else; people read stderr.
 import { installWarningFilter } from './warnings.ts';
 import { CLIENT_VERSION, VERSION, parseArgs, usageText, type ProxyOptions } from './args.ts';
-import { ExitCode, ProxyError, SIGNAL_EXIT_BASE } from './exit-codes.ts';
+import { ExitCode, ProxyError, SIGNAL_EXIT_BASE, SIGNAL_NUMBERS } from './exit-codes.ts';
 import { createLogger, formatErrorLine, type Logger } from './log.ts';
 import { startCpuProfile, stopCpuProfile } from './profile.ts';
 
 installWarningFilter();
 // Guard the SSH stream: anything a dependency prints with console.* goes to stderr.
 console.log = console.info = console.debug = (...args: unknown[]) => console.error(...args);
-
-const SIGNAL_NUMBERS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
 
 async function flushStdout(timeoutMs: number): Promise<void> {
   if (process.stdout.writableLength === 0) return;
@@ -45,7 +43,6 @@ async function run(options: ProxyOptions, logger: Logger): Promise<never> {
   const api = await createSsmApi({ region: options.region, profile: options.profile, endpointUrl: options.endpointUrl, logger, caBundle: options.caBundle });
   const t0 = performance.now();
   const start = await api.startSession({ target: options.target, documentName: options.documentName, port: options.port, reason: options.reason });
-  logger.addSecret(start.tokenValue);
   logger.debug(`session ${start.sessionId} started in ${(performance.now() - t0).toFixed(0)} ms`);
 
   const [{ PortSession }, v8] = await Promise.all([import('../session/port-session.ts'), import('node:v8')]);
@@ -60,19 +57,13 @@ async function run(options: ProxyOptions, logger: Logger): Promise<never> {
     streamUrl: start.streamUrl,
     tokenValue: start.tokenValue,
     targetPort: options.port,
-    api: {
-      resumeSession: async (id) => {
-        const r = await api.resumeSession(id);
-        if (r !== 'timed-out') logger.addSecret(r.tokenValue);
-        return r;
-      },
-      terminateSession: (id, ms) => api.terminateSession(id, ms),
-    },
+    api, // registers every token it receives as a secret with the logger
     stdin: process.stdin,
     stdout: process.stdout,
     logger,
     clientVersion: CLIENT_VERSION,
     allowInsecure: api.endpointIsLoopback,
+    ca: api.ca,
     frameRate: options.frameRate,
     maxPayload: options.maxPayload,
     handshakeTimeoutMs: options.handshakeTimeoutSeconds * 1000,

@@ -7,8 +7,9 @@ import type { Readable, Writable } from 'node:stream';
 import { ReliableChannel, type ChannelEvent } from '../channel/channel.ts';
 import { PayloadFlag, TERMINATE_FLAG_MIN_AGENT_EXCLUSIVE } from '../protocol/constants.ts';
 import { versionGreaterThan } from '../protocol/version.ts';
-import { ExitCode, ProxyError, SIGNAL_EXIT_BASE } from '../cli/exit-codes.ts';
+import { ExitCode, ProxyError, SIGNAL_EXIT_BASE, SIGNAL_NUMBERS } from '../cli/exit-codes.ts';
 import type { Logger } from '../cli/log.ts';
+import { corkUntilNextTick } from '../transport/cork.ts';
 import { DeadlineTimer } from '../transport/deadline-timer.ts';
 import { WebSocketLink } from '../transport/websocket-link.ts';
 
@@ -28,6 +29,8 @@ export interface PortSessionOptions {
   logger: Logger;
   clientVersion: string;
   allowInsecure: boolean;
+  /** PEM CAs to trust for the data channel, as read for the SSM API. */
+  ca?: string;
   frameRate: number;
   maxPayload: number;
   window?: number;
@@ -56,7 +59,6 @@ interface Outcome {
   message?: string;
 }
 
-const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
 
 export class PortSession {
   private readonly channel: ReliableChannel;
@@ -99,6 +101,7 @@ export class PortSession {
       logger: o.logger,
       pingIntervalMs: o.pingIntervalMs,
       deadAfterMs: o.deadAfterMs,
+      ca: o.ca,
     });
   }
 
@@ -144,7 +147,7 @@ export class PortSession {
 
   /** Starts the terminate procedure on a signal (SIGHUP from ssh, SIGTERM, SIGINT). */
   signal(name: string): void {
-    const n = SIGNALS[name] ?? 15;
+    const n = SIGNAL_NUMBERS[name] ?? 15;
     this.signalsReceived++;
     if (this.terminating) {
       // ssh closes our stdin and sends SIGHUP right after: that first signal lets the
@@ -175,7 +178,7 @@ export class PortSession {
   private flush(): void {
     const out = this.channel.drain();
     if (out.transmit.length > 0) this.link.sendFrames(out.transmit);
-    if (out.deliver.length > 0) this.corkStdout();
+    if (out.deliver.length > 0) corkUntilNextTick(this.o.stdout);
     for (const b of out.deliver) {
       this.stats.bytesIn += b.length;
       if (!this.finished && !this.o.stdout.write(b)) {
@@ -191,19 +194,6 @@ export class PortSession {
       this.waiters = [];
       for (const f of w) f();
     }
-  }
-
-  private stdoutCorked = false;
-
-  /** Frames carry 1 KiB each: gather this tick's writes to stdout into one writev. */
-  private corkStdout(): void {
-    if (this.stdoutCorked) return;
-    this.stdoutCorked = true;
-    this.o.stdout.cork();
-    process.nextTick(() => {
-      this.stdoutCorked = false;
-      this.o.stdout.uncork();
-    });
   }
 
   private rearm(): void {

@@ -1,11 +1,11 @@
 // One data-channel websocket (PROTOCOL.md §3): connect, send the OpenDataChannel
 // text frame, pass binary messages up, keep the connection alive and notice
 // when it dies. Reconnecting is the session's decision, not this class's.
-import { readFileSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import WebSocket from 'ws';
 import { encodeOpenDataChannel } from '../protocol/payloads.ts';
+import { corkUntilNextTick } from './cork.ts';
 import { proxyAgentFor } from './proxy.ts';
 import { ExitCode, ProxyError } from '../cli/exit-codes.ts';
 import type { Logger } from '../cli/log.ts';
@@ -20,6 +20,8 @@ export interface LinkOptions {
   pingIntervalMs?: number;
   /** No frame or pong for this long means the connection is dead (§3.4: 90 s). */
   deadAfterMs?: number;
+  /** PEM CAs to trust (--ca-bundle / AWS_CA_BUNDLE), as for the SSM API. */
+  ca?: string;
 }
 
 export interface LinkEvents {
@@ -47,16 +49,12 @@ export class WebSocketLink extends EventEmitter<LinkEvents> {
     return this.ws !== null && this.ws.readyState === WebSocket.OPEN;
   }
 
-  get bufferedAmount(): number {
-    return this.ws ? this.ws.bufferedAmount : 0;
-  }
-
   /** Opens the websocket and sends OpenDataChannel. Rejects with a ProxyError (exit code 6). */
   connect(streamUrl: string, token: string): Promise<void> {
     const url = this.checkUrl(streamUrl);
     this.closedByUs = false;
     return new Promise((resolve, reject) => {
-      const ca = process.env.AWS_CA_BUNDLE ? readFileSync(process.env.AWS_CA_BUNDLE) : undefined;
+      const ca = this.opts.ca;
       const agent = proxyAgentFor(url, ca ? { ca } : {});
       const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: this.connectTimeoutMs, ca, agent, maxPayload: 16 * 1024 * 1024 });
       ws.binaryType = 'nodebuffer';
@@ -141,29 +139,10 @@ export class WebSocketLink extends EventEmitter<LinkEvents> {
   sendFrames(frames: Buffer[]): boolean {
     const ws = this.ws;
     if (!ws || ws.readyState !== WebSocket.OPEN) return false;
-    this.corkUntilNextTick(ws);
+    // ws exposes no public handle on its socket.
+    corkUntilNextTick((ws as unknown as { _socket?: { cork(): void; uncork(): void } })._socket);
     for (const f of frames) ws.send(f, { binary: true });
     return true;
-  }
-
-  private corked: WebSocket | null = null;
-
-  /**
-   * One syscall per frame dominated the proxy's CPU profile. Everything sent in this
-   * tick (often the acks for all messages parsed from one socket read) goes out in one
-   * writev. ws exposes no public handle on its socket; cork nests, so ws's own
-   * per-message cork/uncork stays correct inside ours.
-   */
-  private corkUntilNextTick(ws: WebSocket): void {
-    if (this.corked === ws) return;
-    const socket = (ws as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
-    if (!socket || typeof socket.cork !== 'function') return;
-    socket.cork();
-    this.corked = ws;
-    process.nextTick(() => {
-      this.corked = null;
-      socket.uncork();
-    });
   }
 
   private readingPaused = false;

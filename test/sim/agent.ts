@@ -5,6 +5,7 @@
 import { createServer as createTcpServer, connect as tcpConnect, type AddressInfo, type Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { WebSocket } from 'ws';
+import { corkUntilNextTick } from '../../src/transport/cork.ts';
 import { DeadlineTimer } from '../../src/transport/deadline-timer.ts';
 import { ReliableChannel, type ChannelEvent } from '../../src/channel/channel.ts';
 import { MessageType, PayloadFlag, PayloadType } from '../../src/protocol/constants.ts';
@@ -453,7 +454,7 @@ export class AgentSession {
   }
 
   private wsSend(conn: ClientConn, bytes: Buffer): void {
-    corkUntilNextTick((conn.ws as unknown as { _socket?: Corkable })._socket);
+    corkUntilNextTick((conn.ws as unknown as { _socket?: { cork(): void; uncork(): void } })._socket);
     this.framesToClient++;
     this.bytesToClient += bytes.length;
     conn.inflightBytes += bytes.length;
@@ -845,25 +846,4 @@ export class AgentSession {
     if (this.endReason !== undefined) s.endReason = this.endReason;
     return s;
   }
-}
-
-interface Corkable {
-  cork(): void;
-  uncork(): void;
-}
-
-const corked = new WeakSet<Corkable>();
-
-/**
- * Like the proxy, gather each tick's writes to one socket into one writev; one
- * syscall per frame made the simulator, not the proxy, the bottleneck of a transfer.
- */
-function corkUntilNextTick(socket: Corkable | undefined): void {
-  if (!socket || corked.has(socket) || typeof socket.cork !== 'function') return;
-  corked.add(socket);
-  socket.cork();
-  process.nextTick(() => {
-    corked.delete(socket);
-    socket.uncork();
-  });
 }

@@ -1,0 +1,52 @@
+// The data channel trusts the same CA bundle as the SSM API (--ca-bundle /
+// AWS_CA_BUNDLE), and still verifies TLS without it.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { WebSocketServer } from 'ws';
+import { WebSocketLink } from '../../src/transport/websocket-link.ts';
+import { silentLogger } from '../../src/cli/log.ts';
+
+let dir: string;
+let cert: string;
+let server: Server;
+let url: string;
+const firstFrames: string[] = [];
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'ssm-proxy-tls-'));
+  const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-days', '1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { encoding: 'utf8' });
+  if (r.error) throw new Error('the TLS test needs the openssl command: apt-get install -y openssl');
+  if (r.status !== 0) throw new Error(`openssl could not make a test certificate: ${r.stderr}`);
+  cert = readFileSync(join(dir, 'cert.pem'), 'utf8');
+  server = createServer({ key: readFileSync(join(dir, 'key.pem')), cert });
+  const wss = new WebSocketServer({ server });
+  wss.on('connection', (ws) => ws.once('message', (d) => firstFrames.push(d.toString())));
+  await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
+  url = `wss://127.0.0.1:${(server.address() as { port: number }).port}/v1/data-channel/s?role=publish_subscribe`;
+});
+afterAll(() => {
+  server?.close();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+function link(ca?: string) {
+  return new WebSocketLink({ clientId: 'c', clientVersion: '1.2.694.0', allowInsecure: false, logger: silentLogger, ca });
+}
+
+describe('WebSocketLink TLS', () => {
+  it('refuses a certificate it cannot verify (exit 6)', async () => {
+    await expect(link().connect(url, 'token')).rejects.toMatchObject({ exitCode: 6 });
+  });
+
+  it('accepts it with the CA bundle, and sends OpenDataChannel first', async () => {
+    const l = link(cert);
+    await l.connect(url, 'the-token');
+    await l.close();
+    expect(firstFrames.length).toBeGreaterThan(0);
+    expect(JSON.parse(firstFrames.at(-1)!)).toMatchObject({ MessageSchemaVersion: '1.0', TokenValue: 'the-token', ClientVersion: '1.2.694.0' });
+  });
+});
