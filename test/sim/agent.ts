@@ -336,7 +336,7 @@ export class AgentSession {
   private toAgent(bytes: Buffer): void {
     if (this.ended) return;
     // Faults that alter a frame make a copy, so the monitor's decoding of these very bytes still holds.
-    const decoded = this.monitor.decoded.get(bytes);
+    const decoded = this.monitor.decodedFrame(bytes);
     if (decoded) this.channel.receiveFrame(decoded, performance.now());
     else this.channel.receive(bytes, performance.now());
     this.flush();

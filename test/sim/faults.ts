@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { MessageType } from '../../src/protocol/constants.ts';
 import { PAYLOAD_OFFSET } from '../../src/protocol/constants.ts';
+import { parseAckSequence } from '../../src/protocol/payloads.ts';
 
 export type Direction = 'clientToAgent' | 'agentToClient';
 export const DIRECTIONS: readonly Direction[] = ['clientToAgent', 'agentToClient'];
@@ -106,24 +107,31 @@ export interface FrameHeader {
   ackedSeq: number;
 }
 
+// The padded 32-byte MessageType fields of the types that make up nearly all traffic.
+const COMMON_TYPE_FIELDS = [MessageType.InputStreamData, MessageType.OutputStreamData, MessageType.Acknowledge].map((type) => {
+  const field = Buffer.alloc(32, 0x20);
+  field.write(type, 'latin1');
+  return { type, field };
+});
+
+function peekMessageType(buf: Buffer): string {
+  for (const c of COMMON_TYPE_FIELDS) if (buf.compare(c.field, 0, 32, 4, 36) === 0) return c.type;
+  return buf.toString('latin1', 4, 36).replace(/[\0\s]+$/, '').replace(/^[\0\s]+/, '');
+}
+
 export function peekHeader(buf: Buffer): FrameHeader {
   if (buf.length < PAYLOAD_OFFSET) return { kind: 'other', messageType: '', seq: -1, payloadType: -1, ackedSeq: -1 };
-  const messageType = buf.toString('latin1', 4, 36).replace(/[\0\s]+$/, '').replace(/^[\0\s]+/, '');
-  const seqBig = buf.readBigInt64BE(48);
-  const seq = seqBig >= 0n && seqBig <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(seqBig) : -1;
+  const messageType = peekMessageType(buf);
+  const seqHigh = buf.readInt32BE(48);
+  const seq = seqHigh >= 0 && seqHigh < 0x200000 ? seqHigh * 0x100000000 + buf.readUInt32BE(52) : -1;
   const payloadType = buf.readUInt32BE(112);
   if (messageType === MessageType.InputStreamData || messageType === MessageType.OutputStreamData) {
     return { kind: 'data', messageType, seq, payloadType, ackedSeq: -1 };
   }
   if (messageType === MessageType.Acknowledge) {
-    let ackedSeq = -1;
-    try {
-      const v = JSON.parse(buf.toString('utf8', PAYLOAD_OFFSET)) as { AcknowledgedMessageSequenceNumber?: unknown };
-      if (typeof v.AcknowledgedMessageSequenceNumber === 'number') ackedSeq = v.AcknowledgedMessageSequenceNumber;
-    } catch {
-      // an ack we cannot read is keyed like any other frame
-    }
-    if (ackedSeq >= 0) return { kind: 'ack', messageType, seq, payloadType, ackedSeq };
+    // An ack we cannot read is keyed like any other frame.
+    const a = parseAckSequence(buf.subarray(PAYLOAD_OFFSET));
+    if (a.ok && a.value >= 0) return { kind: 'ack', messageType, seq, payloadType, ackedSeq: a.value };
   }
   return { kind: 'other', messageType, seq, payloadType, ackedSeq: -1 };
 }

@@ -166,13 +166,21 @@ export class ClientMonitor {
     this.violation('text-after-first', `text message of ${length} bytes after OpenDataChannel`);
   }
 
-  /** Frames already decoded here, so the agent need not decode (and hash) them again. */
-  readonly decoded = new WeakMap<Buffer, Frame>();
+  // The last frame decoded here, so the agent need not decode (and hash) it again when it is
+  // handed over at once (a WeakMap of every frame cost the garbage collector more than it saved).
+  private lastBuf: Buffer | undefined;
+  private lastFrame: Frame | undefined;
+
+  /** The decoding of `buf` if it is the frame inspected last. */
+  decodedFrame(buf: Buffer): Frame | undefined {
+    return buf === this.lastBuf ? this.lastFrame : undefined;
+  }
 
   /** A binary websocket message from the client. */
   inspectBinary(buf: Buffer, now: number): Verdict {
     this.stats.framesFromClient++;
     this.stats.bytesFromClient += buf.length;
+    this.lastBuf = this.lastFrame = undefined;
     const r = decodeFrame(buf);
     if (!r.ok) {
       if (r.error.field === 'payloadDigest') this.violation('bad-digest', r.error.reason);
@@ -180,7 +188,8 @@ export class ClientMonitor {
       return FORWARD; // relayed unchanged, like MGS; the agent rejects it
     }
     const f = r.value;
-    this.decoded.set(buf, f);
+    this.lastBuf = buf;
+    this.lastFrame = f;
     if (!isCleanHeader(f.warnings)) this.violation('bad-header', `header: ${f.warnings.join(', ')}`);
 
     if (f.messageType === MessageType.Acknowledge) {
@@ -222,7 +231,14 @@ export class ClientMonitor {
       if (seq > this.highestSeq) {
         this.highestSeq = seq;
         const horizon = seq - SEEN_HORIZON;
-        if (horizon > 0 && this.seen.size > SEEN_HORIZON) for (const k of this.seen.keys()) if (k < horizon) this.seen.delete(k);
+        // Seqs arrive nearly in order, so the oldest are at the front of the map: stop at the
+        // first one still inside the horizon (a scan of the whole map per frame was O(n²)).
+        if (horizon > 0 && this.seen.size > SEEN_HORIZON) {
+          for (const k of this.seen.keys()) {
+            if (k >= horizon) break;
+            this.seen.delete(k);
+          }
+        }
       }
     }
     if (firstSight) this.checkPayload(f.payloadType, f.payload, seq);
