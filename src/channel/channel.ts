@@ -8,7 +8,7 @@ import {
   MessageType,
   PayloadType,
 } from '../protocol/constants.ts';
-import { decodeFrame, encodeFrame, type Frame } from '../protocol/frame.ts';
+import { decodeFrame, encodeAckFrame, encodeFrame, type Frame } from '../protocol/frame.ts';
 import {
   encodeAck,
   encodeFlag,
@@ -329,6 +329,11 @@ export class ReliableChannel {
 
   private sendAck(f: Frame): void {
     this.stats.acksSent++;
+    const fast = this.uuid ? undefined : encodeAckFrame(f, this.wall());
+    if (fast) {
+      this.out.transmit.push(fast);
+      return;
+    }
     this.out.transmit.push(
       encodeFrame({
         messageType: MessageType.Acknowledge,

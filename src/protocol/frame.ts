@@ -42,7 +42,7 @@ export interface Frame {
   sequenceNumber: number;
   flags: bigint;
   readonly messageId: string;
-  payloadDigest: Buffer;
+  readonly payloadDigest: Buffer;
   payloadType: number;
   payloadLength: number;
   /** A view into the decoded buffer, not a copy. */
@@ -52,18 +52,18 @@ export interface Frame {
 
 const NO_WARNINGS: readonly FrameWarning[] = Object.freeze([]);
 
-/** Fixed shape, and the MessageId text only on demand: acks never need it. */
+/** Fixed shape; the MessageId text and the digest view only on demand: acks never need them. */
 class DecodedFrame implements Frame {
   private idText: string | undefined;
   constructor(
-    private readonly raw: Buffer,
+    /** The whole message: the MessageId and digest are read from it when asked for. */
+    readonly raw: Buffer,
     public headerLength: number,
     public messageType: string,
     public schemaVersion: number,
     public createdDate: number,
     public sequenceNumber: number,
     public flags: bigint,
-    public payloadDigest: Buffer,
     public payloadType: number,
     public payloadLength: number,
     public payload: Buffer,
@@ -73,21 +73,41 @@ class DecodedFrame implements Frame {
   get messageId(): string {
     return (this.idText ??= readMessageId(this.raw, 64));
   }
+
+  get payloadDigest(): Buffer {
+    return this.raw.subarray(80, 112);
+  }
 }
 
-// The message types that make up nearly all traffic, as their padded 32-byte fields.
-const COMMON_TYPES = [MessageType.InputStreamData, MessageType.OutputStreamData, MessageType.Acknowledge].map((t) => {
-  const field = Buffer.alloc(MESSAGE_TYPE_LENGTH, 0x20);
-  field.write(t, 'latin1');
-  return { type: t, field };
+// The first 40 header bytes (HeaderLength, padded MessageType, SchemaVersion 1) of
+// the message types that make up nearly all traffic: copied, not written field by field.
+const COMMON_TYPES = [MessageType.InputStreamData, MessageType.OutputStreamData, MessageType.Acknowledge].map((type) => {
+  const prefix = Buffer.alloc(40, 0x20);
+  prefix.writeUInt32BE(HEADER_LENGTH, 0);
+  prefix.write(type, 4, 'latin1');
+  prefix.writeUInt32BE(SCHEMA_VERSION, 36);
+  return { type, prefix };
 });
 
-// One-shot hashing (Node >= 20.12) costs well under a Hash object per frame.
-const oneShot = (nodeCrypto as { hash?: (alg: string, data: Uint8Array, enc: 'buffer') => Buffer }).hash;
+function commonPrefix(type: string): Buffer | undefined {
+  for (const c of COMMON_TYPES) if (c.type === type) return c.prefix;
+  return undefined;
+}
 
-export const sha256: (data: Uint8Array) => Buffer = oneShot
-  ? (data) => oneShot('sha256', data, 'buffer')
-  : (data) => createHash('sha256').update(data).digest();
+/** Whether bytes 4..35 of `buf` are the padded MessageType field of `prefix` (a JS loop beats a native compare call here). */
+function typeFieldIs(buf: Buffer, prefix: Buffer): boolean {
+  for (let i = 4; i < 36; i++) if (buf[i] !== prefix[i]) return false;
+  return true;
+}
+
+// SHA-256 of a payload as a latin1 ('binary') string, one char per byte. One-shot hashing
+// (Node >= 20.12) with string output costs about half of a Buffer result or a Hash
+// object: making a Buffer from native code is the expensive part, not the hash.
+const oneShot = (nodeCrypto as { hash?: (alg: string, data: Uint8Array, enc: 'binary') => string }).hash;
+
+const sha256Latin1: (data: Uint8Array) => string = oneShot
+  ? (data) => oneShot('sha256', data, 'binary')
+  : (data) => createHash('sha256').update(data).digest('binary');
 
 // Random MessageIds for frames we send: 16 bytes from a pool, with the v4 bits set.
 // The text form is never needed for our own frames.
@@ -99,7 +119,7 @@ function writeRandomMessageId(buf: Buffer, offset: number): void {
     randomFillSync(idPool);
     idOffset = 0;
   }
-  idPool.copy(buf, offset, idOffset, idOffset + 16);
+  for (let i = 0; i < 16; i++) buf[offset + i] = idPool[idOffset + i];
   idOffset += 16;
   // Wire order: canonical bytes 8..15 come first (variant in byte 8), then 0..7 (version in byte 6).
   buf[offset] = (buf[offset] & 0x3f) | 0x80;
@@ -121,11 +141,15 @@ const SMALL_FLAGS = [0n, 1n, 2n, 3n];
 export function encodeFrame(f: FrameFields): Buffer {
   const n = f.payload.length;
   const buf = Buffer.allocUnsafe(PAYLOAD_OFFSET + n);
-  buf.writeUInt32BE(HEADER_LENGTH, 0);
-  buf.fill(0x20, 4, 4 + MESSAGE_TYPE_LENGTH);
-  if (f.messageType.length > MESSAGE_TYPE_LENGTH) throw new RangeError(`message type longer than 32 bytes: ${f.messageType}`);
-  buf.write(f.messageType, 4, 'latin1');
-  buf.writeUInt32BE(f.schemaVersion ?? SCHEMA_VERSION, 36);
+  const prefix = f.schemaVersion === undefined || f.schemaVersion === SCHEMA_VERSION ? commonPrefix(f.messageType) : undefined;
+  if (prefix) buf.set(prefix, 0);
+  else {
+    buf.writeUInt32BE(HEADER_LENGTH, 0);
+    buf.fill(0x20, 4, 4 + MESSAGE_TYPE_LENGTH);
+    if (f.messageType.length > MESSAGE_TYPE_LENGTH) throw new RangeError(`message type longer than 32 bytes: ${f.messageType}`);
+    buf.write(f.messageType, 4, 'latin1');
+    buf.writeUInt32BE(f.schemaVersion ?? SCHEMA_VERSION, 36);
+  }
   const created = Math.trunc(f.createdDate);
   if (created >= 0 && created <= Number.MAX_SAFE_INTEGER) writeUint64(buf, created, 40);
   else buf.writeBigUInt64BE(BigInt(created), 40);
@@ -136,7 +160,7 @@ export function encodeFrame(f: FrameFields): Buffer {
   else buf.writeBigUInt64BE(BigInt(f.flags), 56);
   if (f.messageId === undefined) writeRandomMessageId(buf, 64);
   else writeMessageId(buf, 64, f.messageId);
-  sha256(f.payload).copy(buf, 80);
+  buf.write(sha256Latin1(f.payload), 80, 32, 'latin1');
   buf.writeUInt32BE(f.payloadType, 112);
   buf.writeUInt32BE(n, 116);
   buf.set(f.payload, PAYLOAD_OFFSET);
@@ -149,7 +173,6 @@ function isLenientType(t: string): boolean {
 
 /** Reads the MessageType field: NULs, then whitespace, trimmed at both ends (§4.2). */
 function readMessageType(buf: Buffer): Result<{ type: string; cleanPadding: boolean }> {
-  for (const c of COMMON_TYPES) if (buf.compare(c.field, 0, MESSAGE_TYPE_LENGTH, 4, 4 + MESSAGE_TYPE_LENGTH) === 0) return ok({ type: c.type, cleanPadding: true });
   let start = 4;
   let end = 4 + MESSAGE_TYPE_LENGTH;
   while (start < end && buf[start] === 0) start++;
@@ -177,12 +200,20 @@ export function decodeFrame(buf: Buffer): Result<Frame> {
   if (buf.length < PAYLOAD_OFFSET) {
     return fail('frame', `${buf.length} bytes is shorter than the ${PAYLOAD_OFFSET}-byte header`);
   }
-  const mt = readMessageType(buf);
-  if (!mt.ok) return mt;
-  const messageType = mt.value.type;
+  let messageType: string | undefined;
+  for (const c of COMMON_TYPES) {
+    if (typeFieldIs(buf, c.prefix)) {
+      messageType = c.type;
+      break;
+    }
+  }
   let warnings: FrameWarning[] | undefined;
-  const warn = (w: FrameWarning) => (warnings ??= []).push(w);
-  if (!mt.value.cleanPadding) warn('messageTypePadding');
+  if (messageType === undefined) {
+    const mt = readMessageType(buf);
+    if (!mt.ok) return mt;
+    messageType = mt.value.type;
+    if (!mt.value.cleanPadding) (warnings ??= []).push('messageTypePadding');
+  }
 
   const headerLength = buf.readUInt32BE(0);
   const lenient = isLenientType(messageType);
@@ -192,10 +223,10 @@ export function decodeFrame(buf: Buffer): Result<Frame> {
     if (!inBounds) return fail('headerLength', `${headerLength} points past the end of a ${buf.length}-byte frame`);
     if (messageType === '') return fail('messageType', 'is empty');
   }
-  if (headerLength !== HEADER_LENGTH) warn('headerLength');
+  if (headerLength !== HEADER_LENGTH) (warnings ??= []).push('headerLength');
 
   const schemaVersion = buf.readUInt32BE(36);
-  if (schemaVersion !== SCHEMA_VERSION) warn('schemaVersion');
+  if (schemaVersion !== SCHEMA_VERSION) (warnings ??= []).push('schemaVersion');
   // Plain numbers: CreatedDate and sequence numbers fit easily in 2^53.
   const createdDate = readUint64(buf, 40);
   const seqHigh = buf.readInt32BE(48);
@@ -208,12 +239,11 @@ export function decodeFrame(buf: Buffer): Result<Frame> {
   }
   const payload = inBounds ? buf.subarray(headerLength + 4) : buf.subarray(buf.length);
   const payloadLength = buf.readUInt32BE(116);
-  if (payloadLength !== payload.length) warn('payloadLength');
-  const payloadDigest = buf.subarray(80, 112);
+  if (payloadLength !== payload.length) (warnings ??= []).push('payloadLength');
   const flagsHigh = buf.readUInt32BE(56);
   const flagsLow = buf.readUInt32BE(60);
   if (!lenient && (payload.length !== 0 || payloadLength !== 0)) {
-    if (!sha256(payload).equals(payloadDigest)) return fail('payloadDigest', 'does not match the SHA-256 of the payload');
+    if (sha256Latin1(payload) !== buf.toString('latin1', 80, 112)) return fail('payloadDigest', 'does not match the SHA-256 of the payload');
   }
   return ok(
     new DecodedFrame(
@@ -225,11 +255,88 @@ export function decodeFrame(buf: Buffer): Result<Frame> {
       // start/pause_publication headers are not validated (§5.4); keep a usable number.
       seqOk ? seq : 0,
       flagsHigh === 0 && flagsLow < 4 ? SMALL_FLAGS[flagsLow] : buf.readBigUInt64BE(56),
-      payloadDigest,
       buf.readUInt32BE(112),
       payloadLength,
       payload,
       warnings ?? NO_WARNINGS,
     ),
   );
+}
+
+// ---- acknowledge frames, written byte by byte ----
+
+const ACK_P1 = Buffer.from('{"AcknowledgedMessageType":"', 'latin1');
+const ACK_P2 = Buffer.from('","AcknowledgedMessageId":"', 'latin1');
+const ACK_P3 = Buffer.from('","AcknowledgedMessageSequenceNumber":', 'latin1');
+const ACK_P4 = Buffer.from(',"IsSequentialMessage":true}', 'latin1');
+const ACK_FIXED = ACK_P1.length + ACK_P2.length + 36 + ACK_P3.length + ACK_P4.length;
+const HEX = Buffer.from('0123456789abcdef', 'latin1');
+const ACK_PREFIX = commonPrefix(MessageType.Acknowledge)!;
+
+function decimalDigits(n: number): number {
+  let d = 1;
+  while (n >= 10) {
+    n = Math.floor(n / 10);
+    d++;
+  }
+  return d;
+}
+
+/** Hex of `count` bytes of `src` from `from`, lowercase, into `out` at `at`; returns the new offset. */
+function hexBytes(src: Buffer, from: number, count: number, out: Buffer, at: number): number {
+  for (let i = 0; i < count; i++) {
+    const b = src[from + i];
+    out[at++] = HEX[b >> 4];
+    out[at++] = HEX[b & 15];
+  }
+  return at;
+}
+
+/**
+ * The acknowledge frame (§4.6) for a stream frame we decoded: the same bytes as
+ * encodeFrame() of encodeAck({type, id, seq, isSequentialMessage: true}) with flags 3,
+ * without building the JSON text or the MessageId string on the way.
+ */
+export function encodeAckFrame(acked: Frame, createdDate: number): Buffer | undefined {
+  if (!(acked instanceof DecodedFrame) || commonPrefix(acked.messageType) === undefined) return undefined;
+  const type = acked.messageType;
+  const seq = acked.sequenceNumber;
+  const digits = decimalDigits(seq);
+  const n = ACK_FIXED + type.length + digits;
+  const buf = Buffer.allocUnsafe(PAYLOAD_OFFSET + n);
+  buf.set(ACK_PREFIX, 0);
+  writeUint64(buf, Math.trunc(createdDate), 40);
+  writeUint64(buf, 0, 48);
+  writeUint64(buf, 3, 56); // flags as both reference implementations send on acks (§4.7)
+  writeRandomMessageId(buf, 64);
+  buf.writeUInt32BE(0, 112);
+  buf.writeUInt32BE(n, 116);
+  let o = PAYLOAD_OFFSET;
+  buf.set(ACK_P1, o);
+  o += ACK_P1.length;
+  for (let i = 0; i < type.length; i++) buf[o++] = type.charCodeAt(i);
+  buf.set(ACK_P2, o);
+  o += ACK_P2.length;
+  // The id's canonical text: wire bytes 8..15 are its first half, 0..7 its second (§4.3).
+  const raw = acked.raw;
+  o = hexBytes(raw, 72, 4, buf, o);
+  buf[o++] = 0x2d;
+  o = hexBytes(raw, 76, 2, buf, o);
+  buf[o++] = 0x2d;
+  o = hexBytes(raw, 78, 2, buf, o);
+  buf[o++] = 0x2d;
+  o = hexBytes(raw, 64, 2, buf, o);
+  buf[o++] = 0x2d;
+  o = hexBytes(raw, 66, 6, buf, o);
+  buf.set(ACK_P3, o);
+  o += ACK_P3.length;
+  let v = seq;
+  for (let i = digits - 1; i >= 0; i--) {
+    buf[o + i] = 0x30 + (v % 10);
+    v = Math.floor(v / 10);
+  }
+  o += digits;
+  buf.set(ACK_P4, o);
+  buf.write(sha256Latin1(buf.subarray(PAYLOAD_OFFSET)), 80, 32, 'latin1');
+  return buf;
 }
