@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import WebSocket from 'ws';
 import { encodeOpenDataChannel } from '../protocol/payloads.ts';
 import { corkUntilNextTick } from './cork.ts';
+import { encodeBinaryMessages } from './ws-frames.ts';
 import { proxyAgentFor } from './proxy.ts';
 import { ExitCode, ProxyError } from '../cli/exit-codes.ts';
 import type { Logger } from '../cli/log.ts';
@@ -22,6 +23,13 @@ export interface LinkOptions {
   deadAfterMs?: number;
   /** PEM CAs to trust (--ca-bundle / AWS_CA_BUNDLE), as for the SSM API. */
   ca?: string;
+}
+
+interface WritableSocket {
+  writable: boolean;
+  write(data: Buffer): boolean;
+  cork(): void;
+  uncork(): void;
 }
 
 export interface LinkEvents {
@@ -139,9 +147,18 @@ export class WebSocketLink extends EventEmitter<LinkEvents> {
   sendFrames(frames: Buffer[]): boolean {
     const ws = this.ws;
     if (!ws || ws.readyState !== WebSocket.OPEN) return false;
-    // ws exposes no public handle on its socket.
-    corkUntilNextTick((ws as unknown as { _socket?: { cork(): void; uncork(): void } })._socket);
-    for (const f of frames) ws.send(f, { binary: true });
+    if (frames.length === 0) return true;
+    // ws exposes no public handle on its socket. Writing our own encoding of the batch
+    // there is safe while ws's sender holds nothing back (it queues only while it
+    // compresses or reads a Blob, neither of which happens here); otherwise use ws.
+    const internals = ws as unknown as { _socket?: WritableSocket; _sender?: { _state?: number; _queue?: unknown[] } };
+    const socket = internals._socket;
+    const sender = internals._sender;
+    // Corked until the next tick: the frames sent for every message parsed from one
+    // socket read leave in one writev.
+    corkUntilNextTick(socket);
+    if (socket && sender && sender._state === 0 && sender._queue?.length === 0 && socket.writable) socket.write(encodeBinaryMessages(frames, true));
+    else for (const f of frames) ws.send(f, { binary: true });
     return true;
   }
 

@@ -1,0 +1,49 @@
+import { describe, expect, it } from 'vitest';
+import { Receiver } from 'ws';
+import { encodeBinaryMessages } from '../../src/transport/ws-frames.ts';
+
+// ws's own parser is the judge: what it reads back must be the payloads, in order.
+function parse(bytes: Buffer, isServer: boolean): Promise<Buffer[]> {
+  return new Promise((resolve, reject) => {
+    const got: Buffer[] = [];
+    const r = new Receiver({ isServer, binaryType: 'nodebuffer', maxPayload: 1 << 20 });
+    r.on('message', (data: Buffer, isBinary: boolean) => {
+      if (!isBinary) reject(new Error('not binary'));
+      got.push(Buffer.from(data));
+    });
+    r.on('error', reject);
+    r.write(bytes, (err) => (err ? reject(err) : resolve(got)));
+  });
+}
+
+describe('encodeBinaryMessages', () => {
+  const sizes = [0, 1, 47, 48, 125, 126, 1144, 65535, 65536, 70000];
+  const payloads = sizes.map((n, i) => Buffer.alloc(n, i + 1).map((b, j) => (b + j) & 0xff) as Buffer);
+
+  it('masks client frames with a fresh key each and ws reads them back (server side)', async () => {
+    const bytes = encodeBinaryMessages(payloads, true);
+    const got = await parse(bytes, true);
+    expect(got.length).toBe(payloads.length);
+    got.forEach((g, i) => expect(g.equals(payloads[i])).toBe(true));
+    // Every frame carries the MASK bit.
+    expect(bytes[1] & 0x80).toBe(0x80);
+  });
+
+  it('writes unmasked server frames that ws reads back (client side)', async () => {
+    const got = await parse(encodeBinaryMessages(payloads, false), false);
+    got.forEach((g, i) => expect(g.equals(payloads[i])).toBe(true));
+  });
+
+  it('uses the shortest length encoding, as ws does', () => {
+    expect(encodeBinaryMessages([Buffer.alloc(125)], false).length).toBe(2 + 125);
+    expect(encodeBinaryMessages([Buffer.alloc(126)], false).length).toBe(4 + 126);
+    expect(encodeBinaryMessages([Buffer.alloc(65536)], true).length).toBe(14 + 65536);
+  });
+
+  it('does not change the payloads it masks', () => {
+    const p = Buffer.from('input that must stay as it was');
+    const copy = Buffer.from(p);
+    encodeBinaryMessages([p, p], true);
+    expect(p.equals(copy)).toBe(true);
+  });
+});
