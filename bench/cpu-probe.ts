@@ -33,7 +33,7 @@ const port = (server.address() as { port: number }).port;
 const profile = (process.env.PROBE_PROFILE ?? 'unlimited') as 'unlimited' | 'service';
 const sim = await startSimulator({ profile });
 const env = { ...process.env, AWS_ACCESS_KEY_ID: sim.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: sim.credentials.secretAccessKey, AWS_REGION: sim.region, AWS_ENDPOINT_URL_SSM: sim.apiUrl, AWS_EC2_METADATA_DISABLED: 'true' };
-const p = spawn(process.execPath, ['bin/ssm-proxy', ...(profile === 'unlimited' ? ['--frame-rate', '0'] : []), '-vv', 'i-0123456789abcdef0', String(port)], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+const p = spawn(process.execPath, [...(process.env.PROBE_NODE_FLAGS ?? '').split(' ').filter(Boolean), process.env.PROBE_BIN ?? 'bin/ssm-proxy', ...(profile === 'unlimited' ? ['--frame-rate', '0'] : []), '-vv', 'i-0123456789abcdef0', String(port)], { env, stdio: ['pipe', 'pipe', 'pipe'] });
 let err = '';
 p.stderr.on('data', (d) => (err += d));
 const t0 = performance.now();
@@ -49,6 +49,17 @@ if (dir === 'up') {
 }
 await finished;
 const secs = (performance.now() - t0) / 1000;
+if (process.env.PROBE_THREADS) {
+  // CPU by thread of the proxy (main, libuv pool, V8 workers), in clock ticks (1/100 s).
+  const { readdirSync, readFileSync } = await import('node:fs');
+  const rows: string[] = [];
+  for (const t of readdirSync(`/proc/${p.pid}/task`)) {
+    const stat = readFileSync(`/proc/${p.pid}/task/${t}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    rows.push(`${stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))}=${Number(f[11]) + Number(f[12])}`);
+  }
+  console.log(`threads (cpu ticks): ${rows.join(' ')}`);
+}
 p.stdin.end();
 await new Promise((r) => p.on('close', r));
 const end = err.split('\n').find((l) => l.includes('ended:')) ?? '';
