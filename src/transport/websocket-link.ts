@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import WebSocket from 'ws';
 import { encodeOpenDataChannel } from '../protocol/payloads.ts';
 import { corkUntilNextTick } from './cork.ts';
-import { encodeBinaryMessages } from './ws-frames.ts';
+import { BatchArenas } from './ws-frames.ts';
 import { proxyAgentFor } from './proxy.ts';
 import { ExitCode, ProxyError } from '../cli/exit-codes.ts';
 import type { Logger } from '../cli/log.ts';
@@ -27,7 +27,7 @@ export interface LinkOptions {
 
 interface WritableSocket {
   writable: boolean;
-  write(data: Buffer): boolean;
+  write(data: Buffer, cb: (err?: Error | null) => void): boolean;
   cork(): void;
   uncork(): void;
 }
@@ -45,6 +45,7 @@ export class WebSocketLink extends EventEmitter<LinkEvents> {
   private readonly connectTimeoutMs: number;
   private readonly pingIntervalMs: number;
   private readonly deadAfterMs: number;
+  private readonly arenas = new BatchArenas();
 
   constructor(private readonly opts: LinkOptions) {
     super();
@@ -157,8 +158,10 @@ export class WebSocketLink extends EventEmitter<LinkEvents> {
     // Corked until the next tick: the frames sent for every message parsed from one
     // socket read leave in one writev.
     corkUntilNextTick(socket);
-    if (socket && sender && sender._state === 0 && sender._queue?.length === 0 && socket.writable) socket.write(encodeBinaryMessages(frames, true));
-    else for (const f of frames) ws.send(f, { binary: true });
+    if (socket && sender && sender._state === 0 && sender._queue?.length === 0 && socket.writable) {
+      const batch = this.arenas.encode(frames, true);
+      socket.write(batch.bytes, batch.done);
+    } else for (const f of frames) ws.send(f, { binary: true });
     return true;
   }
 

@@ -56,6 +56,11 @@ export function encodeBinaryMessages(payloads: readonly Buffer[], masked: boolea
   let total = 0;
   for (const p of payloads) total += headerLength(p.length, masked) + p.length;
   const out = Buffer.allocUnsafe(total);
+  encodeInto(payloads, masked, out);
+  return out;
+}
+
+function encodeInto(payloads: readonly Buffer[], masked: boolean, out: Buffer): void {
   let o = 0;
   for (const p of payloads) {
     const n = p.length;
@@ -87,5 +92,60 @@ export function encodeBinaryMessages(payloads: readonly Buffer[], masked: boolea
     }
     o += n;
   }
-  return out;
 }
+
+interface Arena {
+  buf: Buffer;
+  used: number;
+  /** Writes handed to the socket from this arena and not yet completed. */
+  pending: number;
+}
+
+const ARENA_BYTES = 256 * 1024;
+const MAX_ARENAS = 8;
+
+/**
+ * Output buffers for batches of websocket frames, carved from a few reused arenas.
+ * A fresh buffer per tick left megabytes of dead ArrayBuffers between scavenges (the
+ * peak RSS target is tight); an arena is reused once every write from it has completed.
+ */
+export class BatchArenas {
+  private readonly arenas: Arena[] = [];
+  private current: Arena | undefined;
+
+  /** The encoded batch and the release to call when the socket has written it. */
+  encode(payloads: readonly Buffer[], masked: boolean): { bytes: Buffer; done: () => void } {
+    let total = 0;
+    for (const p of payloads) total += headerLength(p.length, masked) + p.length;
+    const arena = this.arenaFor(total);
+    if (!arena) return { bytes: encodeBinaryMessages(payloads, masked), done: noop };
+    const bytes = arena.buf.subarray(arena.used, arena.used + total);
+    arena.used += total;
+    arena.pending++;
+    encodeInto(payloads, masked, bytes);
+    return {
+      bytes,
+      done: () => {
+        arena.pending--;
+      },
+    };
+  }
+
+  private arenaFor(n: number): Arena | undefined {
+    if (n > ARENA_BYTES / 2) return undefined;
+    const cur = this.current;
+    if (cur && cur.used + n <= ARENA_BYTES) return cur;
+    let next = this.arenas.find((a) => a.pending === 0 && a !== cur);
+    if (!next && cur && cur.pending === 0) next = cur;
+    if (!next) {
+      if (this.arenas.length >= MAX_ARENAS) return undefined;
+      next = { buf: Buffer.allocUnsafe(ARENA_BYTES), used: 0, pending: 0 };
+      this.arenas.push(next);
+    }
+    next.used = 0;
+    this.current = next;
+    return next;
+  }
+}
+
+function noop(): void {}

@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { Receiver } from 'ws';
-import { encodeBinaryMessages } from '../../src/transport/ws-frames.ts';
+import { createRequire } from 'node:module';
+import type { EventEmitter } from 'node:events';
+import { BatchArenas, encodeBinaryMessages } from '../../src/transport/ws-frames.ts';
+
+// ws exports its frame parser at run time; @types/ws does not declare it.
+interface WsReceiver extends EventEmitter {
+  write(chunk: Buffer, cb: (err?: Error | null) => void): boolean;
+}
+const Receiver = createRequire(import.meta.url)('ws').Receiver as new (opts: { isServer: boolean; binaryType: string; maxPayload: number }) => WsReceiver;
 
 // ws's own parser is the judge: what it reads back must be the payloads, in order.
 function parse(bytes: Buffer, isServer: boolean): Promise<Buffer[]> {
@@ -45,5 +52,30 @@ describe('encodeBinaryMessages', () => {
     const copy = Buffer.from(p);
     encodeBinaryMessages([p, p], true);
     expect(p.equals(copy)).toBe(true);
+  });
+});
+
+describe('BatchArenas', () => {
+  it('reuses an arena only after every write from it is done', async () => {
+    const arenas = new BatchArenas();
+    const frames = [Buffer.alloc(1000, 7), Buffer.alloc(1000, 8)];
+    const first = arenas.encode(frames, false);
+    const kept = Buffer.from(first.bytes);
+    // Fill well past one arena while the first write is still pending.
+    const later = [];
+    for (let i = 0; i < 400; i++) later.push(arenas.encode([Buffer.alloc(1000, i & 0xff)], false));
+    expect(first.bytes.equals(kept)).toBe(true);
+    for (const l of later) l.done();
+    for (let i = 0; i < 400; i++) arenas.encode([Buffer.alloc(1000, 0xee)], false).done();
+    expect(first.bytes.equals(kept)).toBe(true);
+    first.done();
+    expect(await parse(kept, false)).toEqual(frames);
+  });
+
+  it('encodes what encodeBinaryMessages encodes', async () => {
+    const arenas = new BatchArenas();
+    const p = [Buffer.from('a'), Buffer.alloc(300, 1), Buffer.alloc(70000, 2)];
+    expect(arenas.encode(p, false).bytes.equals(encodeBinaryMessages(p, false))).toBe(true);
+    expect(await parse(arenas.encode(p, true).bytes, true)).toEqual(p);
   });
 });
