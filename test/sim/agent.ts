@@ -6,6 +6,7 @@ import { createServer as createTcpServer, connect as tcpConnect, type AddressInf
 import { randomUUID } from 'node:crypto';
 import { WebSocket } from 'ws';
 import { corkUntilNextTick } from '../../src/transport/cork.ts';
+import { encodeBinaryMessages } from '../../src/transport/ws-frames.ts';
 import { DeadlineTimer } from '../../src/transport/deadline-timer.ts';
 import { ReliableChannel, type ChannelEvent } from '../../src/channel/channel.ts';
 import { MessageType, PayloadFlag, PayloadType } from '../../src/protocol/constants.ts';
@@ -72,6 +73,9 @@ export class ClientConn {
   session?: AgentSession;
   closed = false;
   closeTimer?: NodeJS.Timeout;
+  /** Frames sent this tick, written together (see AgentSession.writeOut). */
+  outQueue: Buffer[] = [];
+  outScheduled = false;
   constructor(
     readonly ws: WebSocket,
     id: number,
@@ -219,13 +223,13 @@ export class AgentSession {
 
   attach(conn: ClientConn): void {
     if (this.ended) {
-      conn.ws.close(CLOSE_POLICY, 'session-terminated');
+      this.closeWs(conn, CLOSE_POLICY, 'session-terminated');
       return;
     }
     const old = this.conn;
     if (old) {
       this.detach(old, 'replaced');
-      old.ws.close(CLOSE_REPLACED, 'replaced by a newer connection');
+      this.closeWs(old, CLOSE_REPLACED, 'replaced by a newer connection');
     }
     const now = performance.now();
     this.conn = conn;
@@ -289,7 +293,7 @@ export class AgentSession {
       if (recycle) {
         this.faults.counts.recycles++;
         this.mark('recycle');
-        conn.ws.close(1000, 'Bye');
+        this.closeWs(conn, 1000, 'Bye');
       } else this.faultClose(conn);
     }, ms);
   }
@@ -302,7 +306,7 @@ export class AgentSession {
     // Detach first so nothing else goes out on a connection that is being cut.
     this.detach(conn, 'fault close');
     if ((f.mode ?? 'terminate') === 'terminate') conn.ws.terminate();
-    else conn.ws.close(f.code ?? 1001, f.reason ?? 'fault injection');
+    else this.closeWs(conn, f.code ?? 1001, f.reason ?? 'fault injection');
   }
 
   private countBytes(conn: ClientConn, n: number): void {
@@ -454,15 +458,52 @@ export class AgentSession {
   }
 
   private wsSend(conn: ClientConn, bytes: Buffer): void {
-    corkUntilNextTick((conn.ws as unknown as { _socket?: { cork(): void; uncork(): void } })._socket);
     this.framesToClient++;
     this.bytesToClient += bytes.length;
     conn.inflightBytes += bytes.length;
-    conn.ws.send(bytes, { binary: true }, () => {
-      conn.inflightBytes -= bytes.length;
-      if (conn.inflightBytes < WS_LOW_WATER) this.kick();
-    });
+    conn.outQueue.push(bytes);
+    if (!conn.outScheduled) {
+      conn.outScheduled = true;
+      process.nextTick(() => this.writeOut(conn));
+    }
     this.countBytes(conn, bytes.length);
+  }
+
+  /**
+   * Writes the frames queued this tick as one buffer of websocket frames, like the
+   * client does (ws.send per frame cost the simulator two stream writes each). Called
+   * before any close so that nothing queued is overtaken by the close frame.
+   */
+  private writeOut(conn: ClientConn): void {
+    conn.outScheduled = false;
+    const frames = conn.outQueue;
+    if (frames.length === 0) return;
+    conn.outQueue = [];
+    let n = 0;
+    for (const f of frames) n += f.length;
+    const done = () => {
+      conn.inflightBytes -= n;
+      if (conn.inflightBytes < WS_LOW_WATER) this.kick();
+    };
+    const internals = conn.ws as unknown as { _socket?: { writable: boolean; write(b: Buffer, cb: () => void): boolean }; _sender?: { _state?: number; _queue?: unknown[] } };
+    const socket = internals._socket;
+    const sender = internals._sender;
+    if (conn.ws.readyState === WebSocket.OPEN && socket?.writable && sender?._state === 0 && sender._queue?.length === 0) {
+      socket.write(encodeBinaryMessages(frames, false), done);
+      return;
+    }
+    let left = frames.length;
+    for (const f of frames) {
+      conn.ws.send(f, { binary: true }, () => {
+        if (--left === 0) done();
+      });
+    }
+  }
+
+  /** Closes a client websocket after what is queued for it. */
+  private closeWs(conn: ClientConn, code: number, reason: string): void {
+    this.writeOut(conn);
+    conn.ws.close(code, reason);
   }
 
   private armMissingAck(): void {
@@ -779,7 +820,7 @@ export class AgentSession {
         output,
       });
       this.sendControl(conn, controlFrame(MessageType.ChannelClosed, payload));
-      conn.ws.close(1000, 'channel closed');
+      this.closeWs(conn, 1000, 'channel closed');
     }
     this.gw.registry.terminate(this.id, status === 'success' ? reason : `failed: ${reason}`);
     this.gw.emit('session-ended', this.id);
