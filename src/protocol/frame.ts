@@ -265,13 +265,15 @@ export function decodeFrame(buf: Buffer): Result<Frame> {
 
 // ---- acknowledge frames, written byte by byte ----
 
-const ACK_P1 = Buffer.from('{"AcknowledgedMessageType":"', 'latin1');
-const ACK_P2 = Buffer.from('","AcknowledgedMessageId":"', 'latin1');
+const ACK_P1 = '{"AcknowledgedMessageType":"';
+const ACK_P2 = '","AcknowledgedMessageId":"';
 const ACK_P3 = Buffer.from('","AcknowledgedMessageSequenceNumber":', 'latin1');
 const ACK_P4 = Buffer.from(',"IsSequentialMessage":true}', 'latin1');
-const ACK_FIXED = ACK_P1.length + ACK_P2.length + 36 + ACK_P3.length + ACK_P4.length;
 const HEX = Buffer.from('0123456789abcdef', 'latin1');
 const ACK_PREFIX = commonPrefix(MessageType.Acknowledge)!;
+// The payload's opening up to the MessageId, for each stream type an ack can be for.
+const ACK_OPENINGS = new Map<string, Buffer>(COMMON_TYPES.map((c) => [c.type, Buffer.from(ACK_P1 + c.type + ACK_P2, 'latin1')]));
+const ACK_ID_AND_TAIL = 36 + ACK_P3.length + ACK_P4.length;
 
 function decimalDigits(n: number): number {
   let d = 1;
@@ -298,11 +300,11 @@ function hexBytes(src: Buffer, from: number, count: number, out: Buffer, at: num
  * without building the JSON text or the MessageId string on the way.
  */
 export function encodeAckFrame(acked: Frame, createdDate: number): Buffer | undefined {
-  if (!(acked instanceof DecodedFrame) || commonPrefix(acked.messageType) === undefined) return undefined;
-  const type = acked.messageType;
+  const opening = ACK_OPENINGS.get(acked.messageType);
+  if (!(acked instanceof DecodedFrame) || opening === undefined || acked.messageType === MessageType.Acknowledge) return undefined;
   const seq = acked.sequenceNumber;
   const digits = decimalDigits(seq);
-  const n = ACK_FIXED + type.length + digits;
+  const n = opening.length + ACK_ID_AND_TAIL + digits;
   const buf = Buffer.allocUnsafe(PAYLOAD_OFFSET + n);
   buf.set(ACK_PREFIX, 0);
   writeUint64(buf, Math.trunc(createdDate), 40);
@@ -312,11 +314,8 @@ export function encodeAckFrame(acked: Frame, createdDate: number): Buffer | unde
   buf.writeUInt32BE(0, 112);
   buf.writeUInt32BE(n, 116);
   let o = PAYLOAD_OFFSET;
-  buf.set(ACK_P1, o);
-  o += ACK_P1.length;
-  for (let i = 0; i < type.length; i++) buf[o++] = type.charCodeAt(i);
-  buf.set(ACK_P2, o);
-  o += ACK_P2.length;
+  buf.set(opening, o);
+  o += opening.length;
   // The id's canonical text: wire bytes 8..15 are its first half, 0..7 its second (§4.3).
   const raw = acked.raw;
   o = hexBytes(raw, 72, 4, buf, o);
