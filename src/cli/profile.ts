@@ -1,13 +1,16 @@
 // Opt-in CPU profiling of a real ProxyCommand run (SSM_PROXY_CPU_PROFILE=FILE, %p = pid):
 // ssh starts the proxy itself, so node's --cpu-prof flag cannot be passed.
-import { Session } from 'node:inspector';
+import type { Session } from 'node:inspector';
+import { createRequire } from 'node:module';
 import { writeFileSync } from 'node:fs';
 
 let session: Session | undefined;
 
 export function startCpuProfile(): void {
   if (!process.env.SSM_PROXY_CPU_PROFILE || session) return;
-  session = new Session();
+  // Loaded only when asked for: the inspector module costs every start-up a few ms.
+  const { Session: InspectorSession } = createRequire(import.meta.url)('node:inspector') as typeof import('node:inspector');
+  session = new InspectorSession();
   session.connect();
   session.post('Profiler.enable');
   session.post('Profiler.start');

@@ -2,7 +2,6 @@
 // reliable channel with back-pressure both ways, the terminate procedure, and
 // reconnect via ResumeSession. All protocol decisions stay in ReliableChannel.
 import { randomUUID } from 'node:crypto';
-import { performance } from 'node:perf_hooks';
 import type { Readable, Writable } from 'node:stream';
 import { ReliableChannel, type ChannelEvent } from '../channel/channel.ts';
 import { PayloadFlag, TERMINATE_FLAG_MIN_AGENT_EXCLUSIVE } from '../protocol/constants.ts';
