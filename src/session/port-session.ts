@@ -58,7 +58,6 @@ interface Outcome {
   message?: string;
 }
 
-
 export class PortSession {
   private readonly channel: ReliableChannel;
   private readonly link: WebSocketLink;

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import WebSocket from 'ws';
 import { encodeOpenDataChannel } from '../protocol/payloads.ts';
 import { corkUntilNextTick } from './cork.ts';
-import { BatchArenas } from './ws-frames.ts';
+import { BatchArenas, directSocket, wsSocket } from './ws-frames.ts';
 import { proxyAgentFor } from './proxy.ts';
 import { ExitCode, ProxyError } from '../cli/exit-codes.ts';
 import type { Logger } from '../cli/log.ts';
@@ -23,13 +23,6 @@ export interface LinkOptions {
   deadAfterMs?: number;
   /** PEM CAs to trust (--ca-bundle / AWS_CA_BUNDLE), as for the SSM API. */
   ca?: string;
-}
-
-interface WritableSocket {
-  writable: boolean;
-  write(data: Buffer, cb: (err?: Error | null) => void): boolean;
-  cork(): void;
-  uncork(): void;
 }
 
 export interface LinkEvents {
@@ -149,16 +142,11 @@ export class WebSocketLink extends EventEmitter<LinkEvents> {
     const ws = this.ws;
     if (!ws || ws.readyState !== WebSocket.OPEN) return false;
     if (frames.length === 0) return true;
-    // ws exposes no public handle on its socket. Writing our own encoding of the batch
-    // there is safe while ws's sender holds nothing back (it queues only while it
-    // compresses or reads a Blob, neither of which happens here); otherwise use ws.
-    const internals = ws as unknown as { _socket?: WritableSocket; _sender?: { _state?: number; _queue?: unknown[] } };
-    const socket = internals._socket;
-    const sender = internals._sender;
     // Corked until the next tick: the frames sent for every message parsed from one
     // socket read leave in one writev.
-    corkUntilNextTick(socket);
-    if (socket && sender && sender._state === 0 && sender._queue?.length === 0 && socket.writable) {
+    corkUntilNextTick(wsSocket(ws));
+    const socket = directSocket(ws);
+    if (socket) {
       const batch = this.arenas.encode(frames, true);
       socket.write(batch.bytes, batch.done);
     } else for (const f of frames) ws.send(f, { binary: true });

@@ -149,3 +149,39 @@ export class BatchArenas {
 }
 
 function noop(): void {}
+
+/** The parts of a net.Socket that frame batches are written through. */
+export interface FrameSocket {
+  writable: boolean;
+  write(data: Buffer, cb: (err?: Error | null) => void): boolean;
+  cork(): void;
+  uncork(): void;
+}
+
+/** ws's socket and sender, which ws does not expose. */
+interface WsInternals {
+  readyState: number;
+  _socket?: FrameSocket;
+  _sender?: { _state?: number; _queue?: unknown[] };
+}
+
+const WS_OPEN = 1;
+
+/** The socket under a ws WebSocket (cork it even when it is not writable directly). */
+export function wsSocket(ws: object): FrameSocket | undefined {
+  return (ws as WsInternals)._socket;
+}
+
+/**
+ * The socket under a ws WebSocket when frames written there directly keep their order
+ * with ws's own writes: the websocket is open and ws's sender holds nothing back (it
+ * queues only while it compresses or reads a Blob, neither of which happens here).
+ * Undefined otherwise, and then the caller uses ws.send.
+ */
+export function directSocket(ws: object): FrameSocket | undefined {
+  const w = ws as WsInternals;
+  const socket = w._socket;
+  const sender = w._sender;
+  if (w.readyState !== WS_OPEN || !socket?.writable || sender?._state !== 0 || sender._queue?.length !== 0) return undefined;
+  return socket;
+}

@@ -6,7 +6,7 @@ import { createServer as createTcpServer, connect as tcpConnect, type AddressInf
 import { randomUUID } from 'node:crypto';
 import { WebSocket } from 'ws';
 import { corkUntilNextTick } from '../../src/transport/cork.ts';
-import { encodeBinaryMessages } from '../../src/transport/ws-frames.ts';
+import { directSocket, encodeBinaryMessages } from '../../src/transport/ws-frames.ts';
 import { DeadlineTimer } from '../../src/transport/deadline-timer.ts';
 import { ReliableChannel, type ChannelEvent } from '../../src/channel/channel.ts';
 import { MessageType, PayloadFlag, PayloadType } from '../../src/protocol/constants.ts';
@@ -485,10 +485,8 @@ export class AgentSession {
       conn.inflightBytes -= n;
       if (conn.inflightBytes < WS_LOW_WATER) this.kick();
     };
-    const internals = conn.ws as unknown as { _socket?: { writable: boolean; write(b: Buffer, cb: () => void): boolean }; _sender?: { _state?: number; _queue?: unknown[] } };
-    const socket = internals._socket;
-    const sender = internals._sender;
-    if (conn.ws.readyState === WebSocket.OPEN && socket?.writable && sender?._state === 0 && sender._queue?.length === 0) {
+    const socket = directSocket(conn.ws);
+    if (socket) {
       socket.write(encodeBinaryMessages(frames, false), done);
       return;
     }
