@@ -9,7 +9,8 @@ import {
   SCHEMA_VERSION,
 } from './constants.ts';
 import { fail, ok, type Result } from './result.ts';
-import { readMessageId, writeMessageId } from './uuid.ts';
+import { ACK_TEXT } from './payloads.ts';
+import { readMessageId, writeMessageId, writeMessageIdText } from './uuid.ts';
 
 export interface FrameFields {
   messageType: string;
@@ -265,15 +266,12 @@ export function decodeFrame(buf: Buffer): Result<Frame> {
 
 // ---- acknowledge frames, written byte by byte ----
 
-const ACK_P1 = '{"AcknowledgedMessageType":"';
-const ACK_P2 = '","AcknowledgedMessageId":"';
-const ACK_P3 = Buffer.from('","AcknowledgedMessageSequenceNumber":', 'latin1');
-const ACK_P4 = Buffer.from(',"IsSequentialMessage":true}', 'latin1');
-const HEX = Buffer.from('0123456789abcdef', 'latin1');
 const ACK_PREFIX = commonPrefix(MessageType.Acknowledge)!;
 // The payload's opening up to the MessageId, for each stream type an ack can be for.
-const ACK_OPENINGS = new Map<string, Buffer>(COMMON_TYPES.map((c) => [c.type, Buffer.from(ACK_P1 + c.type + ACK_P2, 'latin1')]));
-const ACK_ID_AND_TAIL = 36 + ACK_P3.length + ACK_P4.length;
+const ACK_OPENINGS = new Map<string, Buffer>([MessageType.InputStreamData, MessageType.OutputStreamData].map((t) => [t, Buffer.from(ACK_TEXT.beforeType + t + ACK_TEXT.beforeId, 'latin1')]));
+const ACK_BEFORE_SEQUENCE = Buffer.from(ACK_TEXT.beforeSequence, 'latin1');
+const ACK_TAIL = Buffer.from(`${ACK_TEXT.beforeSequential}true}`, 'latin1');
+const ACK_ID_AND_TAIL = 36 + ACK_BEFORE_SEQUENCE.length + ACK_TAIL.length;
 
 function decimalDigits(n: number): number {
   let d = 1;
@@ -284,16 +282,6 @@ function decimalDigits(n: number): number {
   return d;
 }
 
-/** Hex of `count` bytes of `src` from `from`, lowercase, into `out` at `at`; returns the new offset. */
-function hexBytes(src: Buffer, from: number, count: number, out: Buffer, at: number): number {
-  for (let i = 0; i < count; i++) {
-    const b = src[from + i];
-    out[at++] = HEX[b >> 4];
-    out[at++] = HEX[b & 15];
-  }
-  return at;
-}
-
 /**
  * The acknowledge frame (§4.6) for a stream frame we decoded: the same bytes as
  * encodeFrame() of encodeAck({type, id, seq, isSequentialMessage: true}) with flags 3,
@@ -301,7 +289,7 @@ function hexBytes(src: Buffer, from: number, count: number, out: Buffer, at: num
  */
 export function encodeAckFrame(acked: Frame, createdDate: number): Buffer | undefined {
   const opening = ACK_OPENINGS.get(acked.messageType);
-  if (!(acked instanceof DecodedFrame) || opening === undefined || acked.messageType === MessageType.Acknowledge) return undefined;
+  if (!(acked instanceof DecodedFrame) || opening === undefined) return undefined;
   const seq = acked.sequenceNumber;
   const digits = decimalDigits(seq);
   const n = opening.length + ACK_ID_AND_TAIL + digits;
@@ -316,26 +304,16 @@ export function encodeAckFrame(acked: Frame, createdDate: number): Buffer | unde
   let o = PAYLOAD_OFFSET;
   buf.set(opening, o);
   o += opening.length;
-  // The id's canonical text: wire bytes 8..15 are its first half, 0..7 its second (§4.3).
-  const raw = acked.raw;
-  o = hexBytes(raw, 72, 4, buf, o);
-  buf[o++] = 0x2d;
-  o = hexBytes(raw, 76, 2, buf, o);
-  buf[o++] = 0x2d;
-  o = hexBytes(raw, 78, 2, buf, o);
-  buf[o++] = 0x2d;
-  o = hexBytes(raw, 64, 2, buf, o);
-  buf[o++] = 0x2d;
-  o = hexBytes(raw, 66, 6, buf, o);
-  buf.set(ACK_P3, o);
-  o += ACK_P3.length;
+  o = writeMessageIdText(acked.raw, 64, buf, o);
+  buf.set(ACK_BEFORE_SEQUENCE, o);
+  o += ACK_BEFORE_SEQUENCE.length;
   let v = seq;
   for (let i = digits - 1; i >= 0; i--) {
     buf[o + i] = 0x30 + (v % 10);
     v = Math.floor(v / 10);
   }
   o += digits;
-  buf.set(ACK_P4, o);
+  buf.set(ACK_TAIL, o);
   buf.write(sha256Latin1(buf.subarray(PAYLOAD_OFFSET)), 80, 32, 'latin1');
   return buf;
 }

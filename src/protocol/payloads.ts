@@ -35,6 +35,18 @@ export interface AckPayload {
   isSequentialMessage: boolean;
 }
 
+/**
+ * The fixed text of a canonical ack payload (the form encodeAck writes) around its
+ * type, id, sequence number and flag: parseAckSequence reads acks by it, and the
+ * byte-by-byte ack encoder in frame.ts writes them by it.
+ */
+export const ACK_TEXT = {
+  beforeType: '{"AcknowledgedMessageType":"',
+  beforeId: '","AcknowledgedMessageId":"',
+  beforeSequence: '","AcknowledgedMessageSequenceNumber":',
+  beforeSequential: ',"IsSequentialMessage":',
+} as const;
+
 export function encodeAck(a: AckPayload): Buffer {
   // Key order as both reference implementations emit it; a template is what
   // JSON.stringify would produce for these value types, at a fraction of the cost.
@@ -47,10 +59,10 @@ export function encodeAck(a: AckPayload): Buffer {
 // The exact form both implementations emit; anything else takes the JSON path.
 const CANONICAL_ACK = /^\{"AcknowledgedMessageType":"([a-z_]{1,32})","AcknowledgedMessageId":"([0-9a-f-]{36})","AcknowledgedMessageSequenceNumber":(0|[1-9]\d{0,14}),"IsSequentialMessage":(true|false)\}$/;
 
-const P1 = Buffer.from('{"AcknowledgedMessageType":"', 'latin1');
-const P2 = Buffer.from('","AcknowledgedMessageId":"', 'latin1');
-const P3 = Buffer.from('","AcknowledgedMessageSequenceNumber":', 'latin1');
-const P4 = Buffer.from(',"IsSequentialMessage":', 'latin1');
+const P1 = Buffer.from(ACK_TEXT.beforeType, 'latin1');
+const P2 = Buffer.from(ACK_TEXT.beforeId, 'latin1');
+const P3 = Buffer.from(ACK_TEXT.beforeSequence, 'latin1');
+const P4 = Buffer.from(ACK_TEXT.beforeSequential, 'latin1');
 
 function matchAt(b: Uint8Array, at: number, lit: Buffer): boolean {
   if (at + lit.length > b.length) return false;

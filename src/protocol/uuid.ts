@@ -14,10 +14,37 @@ export function writeMessageId(buf: Buffer, offset: number, uuid: string): void 
   buf.write(hex.slice(0, 16), offset + 8, 8, 'hex');
 }
 
+const HEX = Buffer.from('0123456789abcdef', 'latin1');
+
+function hexBytes(src: Uint8Array, from: number, count: number, out: Uint8Array, at: number): number {
+  for (let i = 0; i < count; i++) {
+    const b = src[from + i];
+    out[at++] = HEX[b >> 4];
+    out[at++] = HEX[b & 15];
+  }
+  return at;
+}
+
+/**
+ * Writes the canonical lowercase text (36 ASCII bytes) of the wire-order MessageId at
+ * `offset` of `buf` into `out` at `at`; returns the offset after it. Wire bytes 8..15
+ * are the id's first half, 0..7 its second.
+ */
+export function writeMessageIdText(buf: Uint8Array, offset: number, out: Uint8Array, at: number): number {
+  at = hexBytes(buf, offset + 8, 4, out, at);
+  out[at++] = 0x2d;
+  at = hexBytes(buf, offset + 12, 2, out, at);
+  out[at++] = 0x2d;
+  at = hexBytes(buf, offset + 14, 2, out, at);
+  out[at++] = 0x2d;
+  at = hexBytes(buf, offset, 2, out, at);
+  out[at++] = 0x2d;
+  return hexBytes(buf, offset + 2, 6, out, at);
+}
+
 /** Reads a wire-order MessageId at `offset` back into canonical lowercase text. */
 export function readMessageId(buf: Buffer, offset: number): string {
-  const lsb = buf.toString('hex', offset, offset + 8);
-  const msb = buf.toString('hex', offset + 8, offset + 16);
-  const h = msb + lsb;
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+  const text = Buffer.allocUnsafe(36);
+  writeMessageIdText(buf, offset, text, 0);
+  return text.toString('latin1');
 }
