@@ -53,11 +53,15 @@ function headerLength(n: number, masked: boolean): number {
  * (a client must mask, a server must not), all in one buffer.
  */
 export function encodeBinaryMessages(payloads: readonly Buffer[], masked: boolean): Buffer {
-  let total = 0;
-  for (const p of payloads) total += headerLength(p.length, masked) + p.length;
-  const out = Buffer.allocUnsafe(total);
+  const out = Buffer.allocUnsafe(encodedLength(payloads, masked));
   encodeInto(payloads, masked, out);
   return out;
+}
+
+function encodedLength(payloads: readonly Buffer[], masked: boolean): number {
+  let total = 0;
+  for (const p of payloads) total += headerLength(p.length, masked) + p.length;
+  return total;
 }
 
 function encodeInto(payloads: readonly Buffer[], masked: boolean, out: Buffer): void {
@@ -115,10 +119,13 @@ export class BatchArenas {
 
   /** The encoded batch and the release to call when the socket has written it. */
   encode(payloads: readonly Buffer[], masked: boolean): { bytes: Buffer; done: () => void } {
-    let total = 0;
-    for (const p of payloads) total += headerLength(p.length, masked) + p.length;
+    const total = encodedLength(payloads, masked);
     const arena = this.arenaFor(total);
-    if (!arena) return { bytes: encodeBinaryMessages(payloads, masked), done: noop };
+    if (!arena) {
+      const bytes = Buffer.allocUnsafe(total);
+      encodeInto(payloads, masked, bytes);
+      return { bytes, done: noop };
+    }
     const bytes = arena.buf.subarray(arena.used, arena.used + total);
     arena.used += total;
     arena.pending++;
