@@ -332,6 +332,24 @@ async function runOp(section: Section, op: Op, path: 'proxy' | 'direct', profile
   const timeoutMs = op === 'ssh-true' ? 30_000 : timeoutFor(profile, size);
   const rec: RunRecord = { section, op, path, iter, sizeBytes: op === 'ssh-true' ? 0 : size, ok: false, wallMs: 0 };
 
+  // One scp of the test file up to `dest` on the host, or down from the host to `dest`; the
+  // copy must have `size` bytes, and is removed afterwards (both ends are this machine).
+  const scp = async (env: NodeJS.ProcessEnv, direction: 'up' | 'down', dest: string): Promise<string | undefined> => {
+    const args = direction === 'up' ? [file, `${host}:${dest}`] : [`${host}:${file}`, dest];
+    try {
+      const r = await exec(scpBin, ['-F', cfg, '-q', ...args], { env, timeoutMs });
+      rec.wallMs = r.t1 - r.t0;
+      const bad = checkExit(r);
+      if (bad) return bad;
+      const got = existsSync(dest) ? statSync(dest).size : -1;
+      if (got !== size) return `${direction === 'up' ? 'remote' : 'local'} file has ${got} bytes, expected ${size}`;
+    } finally {
+      rmSync(dest, { force: true });
+    }
+    rec.phaseMs = rec.wallMs;
+    return undefined;
+  };
+
   const doIt = async (env: NodeJS.ProcessEnv): Promise<string | undefined> => {
     let r: ExecResult;
     switch (op) {
@@ -364,36 +382,10 @@ async function runOp(section: Section, op: Op, path: 'proxy' | 'direct', profile
         rec.phaseMs = r.lastByteWall - st[0];
         return undefined;
       }
-      case 'scp-up': {
-        const dest = join(sshd!.dir, `up-${++seq}.bin`);
-        try {
-          r = await exec(scpBin, ['-F', cfg, '-q', file, `${host}:${dest}`], { env, timeoutMs });
-          rec.wallMs = r.t1 - r.t0;
-          const bad = checkExit(r);
-          if (bad) return bad;
-          const got = existsSync(dest) ? statSync(dest).size : -1;
-          if (got !== size) return `remote file has ${got} bytes, expected ${size}`;
-        } finally {
-          rmSync(dest, { force: true });
-        }
-        rec.phaseMs = rec.wallMs;
-        return undefined;
-      }
-      case 'scp-down': {
-        const dest = join(tmp, `down-${++seq}.bin`);
-        try {
-          r = await exec(scpBin, ['-F', cfg, '-q', `${host}:${file}`, dest], { env, timeoutMs });
-          rec.wallMs = r.t1 - r.t0;
-          const bad = checkExit(r);
-          if (bad) return bad;
-          const got = existsSync(dest) ? statSync(dest).size : -1;
-          if (got !== size) return `local file has ${got} bytes, expected ${size}`;
-        } finally {
-          rmSync(dest, { force: true });
-        }
-        rec.phaseMs = rec.wallMs;
-        return undefined;
-      }
+      case 'scp-up':
+        return scp(env, 'up', join(sshd!.dir, `up-${++seq}.bin`));
+      case 'scp-down':
+        return scp(env, 'down', join(tmp, `down-${++seq}.bin`));
     }
   };
 

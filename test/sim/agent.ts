@@ -523,7 +523,6 @@ export class AgentSession {
     this.timer.arm(this.channel.nextDeadline(now), now);
   }
 
-
   private onChannelEvent(e: ChannelEvent): void {
     switch (e.type) {
       case 'handshake-response':
