@@ -36,14 +36,19 @@ type Section = (typeof SECTIONS)[number];
 
 // ---- command line ----
 
-const USAGE = `usage: npm run bench -- [--quick] [--only connect,unlimited,service,memory] [--runs N]
+const USAGE = `usage: npm run bench -- [--quick] [--only connect,unlimited,service,memory] [--ops upload,download,scp-up,scp-down] [--runs N]
   --quick      small sizes and 3 runs (a check of the harness; writes bench/results-quick.*)
   --only LIST  run only these sections (comma separated)
+  --ops LIST   in the transfer sections, run only these operations (comma separated)
   --runs N     runs per interleaved comparison (default: full 5, connect 10; quick 3)`;
 
-function parseCli(argv: string[]): { quick: boolean; only: Set<Section>; runs?: number } {
+const TRANSFER_OPS = ['upload', 'download', 'scp-up', 'scp-down'] as const;
+type TransferOp = (typeof TRANSFER_OPS)[number];
+
+function parseCli(argv: string[]): { quick: boolean; only: Set<Section>; ops: TransferOp[]; runs?: number } {
   let quick = false;
   let only = new Set<Section>(SECTIONS);
+  let ops: TransferOp[] = [...TRANSFER_OPS];
   let runs: number | undefined;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -57,6 +62,11 @@ function parseCli(argv: string[]): { quick: boolean; only: Set<Section>; runs?: 
       const names = value().split(',').map((s) => s.trim()).filter(Boolean);
       for (const n of names) if (!(SECTIONS as readonly string[]).includes(n)) fail(`--only: unknown section ${JSON.stringify(n)}`);
       only = new Set(names as Section[]);
+    } else if (a === '--ops' || a.startsWith('--ops=')) {
+      const names = value().split(',').map((s) => s.trim()).filter(Boolean);
+      for (const n of names) if (!(TRANSFER_OPS as readonly string[]).includes(n)) fail(`--ops: unknown operation ${JSON.stringify(n)}`);
+      if (names.length === 0) fail('--ops needs at least one operation');
+      ops = TRANSFER_OPS.filter((o) => names.includes(o));
     } else if (a === '--runs' || a.startsWith('--runs=')) {
       runs = Number(value());
       if (!Number.isInteger(runs) || runs < 1 || runs > 50) fail('--runs must be a whole number from 1 to 50');
@@ -65,7 +75,7 @@ function parseCli(argv: string[]): { quick: boolean; only: Set<Section>; runs?: 
       process.exit(0);
     } else fail(`unknown option ${JSON.stringify(a)}`);
   }
-  return { quick, only, runs };
+  return { quick, only, ops, runs };
 }
 
 function fail(msg: string): never {
@@ -75,6 +85,7 @@ function fail(msg: string): never {
 
 const cli = parseCli(process.argv.slice(2));
 const QUICK = cli.quick;
+const PARTIAL = cli.only.size < SECTIONS.length || cli.ops.length < TRANSFER_OPS.length;
 const PLAN = {
   connectRuns: cli.runs ?? (QUICK ? 3 : 10),
   unlimitedRuns: cli.runs ?? (QUICK ? 3 : 5),
@@ -518,7 +529,7 @@ async function sectionTransfers(section: 'unlimited' | 'service', files: Record<
   const file = files[section];
   log(`${section}: ${runs} interleaved runs of ${size / MiB} MiB each way (ssh cat and scp), proxy ${section === 'unlimited' ? '--frame-rate 0' : 'defaults (--frame-rate 1000)'}`);
   for (let i = 1; i <= runs && !overCap(); i++) {
-    for (const op of ['upload', 'download', 'scp-up', 'scp-down'] as const) {
+    for (const op of cli.ops) {
       await runOp(section, op, 'proxy', profile, i, size, file);
       await runOp(section, op, 'direct', profile, i, size, file);
       if (section === 'service' && op === 'download') await referenceRun(i, size, file);
@@ -1062,7 +1073,7 @@ async function main(): Promise<number> {
   const git = gitInfo();
   const meta: Record<string, unknown> = {
     date: new Date().toISOString(),
-    mode: QUICK ? 'quick' : 'full',
+    mode: QUICK ? 'quick' : PARTIAL ? 'partial' : 'full',
     sections: [...cli.only],
     node: process.version,
     cpuModel: cpuModel(),
@@ -1125,7 +1136,8 @@ async function main(): Promise<number> {
   process.stdout.write(`\n${text}\n`);
 
   const md = [`## ssm-proxy bench (${meta.mode})`, '', ...header.slice(1).map((l) => `- ${l}`), `- ${meta.date}`, '', ...tables.map((t) => tableMarkdown(t) + '\n')].join('\n');
-  const base = QUICK ? 'results-quick' : 'results';
+  // Only a full run replaces the benchmark of record.
+  const base = QUICK ? 'results-quick' : PARTIAL ? 'results-partial' : 'results';
   const results = {
     meta: { ...meta, notes },
     targets: targetRows,
