@@ -1,6 +1,7 @@
 // The sending half of the reliable channel (PROTOCOL.md §8.7, §12.4): sequence
 // numbers, a bounded in-flight window, retransmission and pacing. Pure: it is
 // told the time and hands frames to `transmit`.
+import { ByteQueue } from './byte-queue.ts';
 import { RtoEstimator } from './rto.ts';
 import { TokenBucket } from './token-bucket.ts';
 
@@ -45,8 +46,7 @@ export class Sender {
   dataInflight = 0;
   /** Highest number of unacked data frames ever held; tests check it against the window. */
   maxDataInflight = 0;
-  private pending: Buffer[] = [];
-  pendingBytes = 0;
+  private readonly pending = new ByteQueue();
   connected: boolean;
   paused = false;
   readonly rto: RtoEstimator;
@@ -91,10 +91,14 @@ export class Sender {
     }
   }
 
+  /** Bytes queued and not yet framed. */
+  get pendingBytes(): number {
+    return this.pending.length;
+  }
+
+  /** Copies `data`: the caller may reuse its buffer once this returns. */
   queueData(data: Buffer): void {
-    if (data.length === 0) return;
     this.pending.push(data);
-    this.pendingBytes += data.length;
     this.stats.bytesQueued += data.length;
   }
 
@@ -144,7 +148,8 @@ export class Sender {
     const max = this.cfg.maxPayload;
     while (this.pendingBytes > 0 && this.dataInflight < this.cfg.window) {
       if (!this.bucket.tryTake(now)) return;
-      const payload = this.takePending(max);
+      // A view into the queue: build() copies it into the frame before anything is queued.
+      const payload = this.pending.take(max);
       const seq = this.nextSeq++;
       const entry = this.newEntry(seq, this.build(seq, this.dataPayloadType, payload), true, now);
       this.inflight.set(seq, entry);
@@ -152,30 +157,6 @@ export class Sender {
       if (this.dataInflight > this.maxDataInflight) this.maxDataInflight = this.dataInflight;
       this.sendEntry(entry, now);
     }
-  }
-
-  /** Up to `max` bytes from the head of the queue, coalescing small writes. */
-  private takePending(max: number): Buffer {
-    const head = this.pending[0];
-    if (head.length >= max || this.pending.length === 1) {
-      const n = Math.min(head.length, max);
-      if (n === head.length) this.pending.shift();
-      else this.pending[0] = head.subarray(n);
-      this.pendingBytes -= n;
-      return n === head.length ? head : head.subarray(0, n);
-    }
-    const parts: Buffer[] = [];
-    let n = 0;
-    while (n < max && this.pending.length > 0) {
-      const b = this.pending[0];
-      const take = Math.min(b.length, max - n);
-      parts.push(take === b.length ? b : b.subarray(0, take));
-      if (take === b.length) this.pending.shift();
-      else this.pending[0] = b.subarray(take);
-      n += take;
-    }
-    this.pendingBytes -= n;
-    return Buffer.concat(parts, n);
   }
 
   /** Returns false when the peer acked a sequence number we never sent. */

@@ -53,13 +53,14 @@ async function run(options: ProxyOptions, logger: Logger): Promise<never> {
   logger.debug(`session ${start.sessionId} started in ${(performance.now() - t0).toFixed(0)} ms`);
 
   const { PortSession } = await import('../session/port-session.ts');
+  const { openStdin } = await import('../transport/stdin.ts');
   const session = new PortSession({
     sessionId: start.sessionId,
     streamUrl: start.streamUrl,
     tokenValue: start.tokenValue,
     targetPort: options.port,
     api, // registers every token it receives as a secret with the logger
-    stdin: process.stdin,
+    stdin: openStdin(),
     stdout: process.stdout,
     logger,
     clientVersion: CLIENT_VERSION,

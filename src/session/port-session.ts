@@ -2,7 +2,7 @@
 // reliable channel with back-pressure both ways, the terminate procedure, and
 // reconnect via ResumeSession. All protocol decisions stay in ReliableChannel.
 import { randomUUID } from 'node:crypto';
-import type { Readable, Writable } from 'node:stream';
+import type { Writable } from 'node:stream';
 import { ReliableChannel, type ChannelEvent } from '../channel/channel.ts';
 import { PayloadFlag, TERMINATE_FLAG_MIN_AGENT_EXCLUSIVE } from '../protocol/constants.ts';
 import { versionGreaterThan } from '../protocol/version.ts';
@@ -11,6 +11,7 @@ import type { Logger } from '../cli/log.ts';
 import { corkUntilNextTick } from '../transport/cork.ts';
 import { DeadlineTimer } from '../transport/deadline-timer.ts';
 import { WebSocketLink } from '../transport/websocket-link.ts';
+import type { ByteSource } from '../transport/stdin.ts';
 
 export interface ResumeApi {
   resumeSession(sessionId: string): Promise<{ streamUrl: string; tokenValue: string } | 'timed-out'>;
@@ -23,7 +24,8 @@ export interface PortSessionOptions {
   tokenValue: string;
   targetPort: number;
   api: ResumeApi;
-  stdin: Readable;
+  /** Its 'data' chunks may be reused once the listener returns (see ByteSource). */
+  stdin: ByteSource;
   stdout: Writable;
   logger: Logger;
   clientVersion: string;
