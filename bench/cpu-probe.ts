@@ -38,7 +38,9 @@ let err = ""; p.stderr.on("data", (d) => process.env.PROBE_STDERR && process.std
 p.stderr.on('data', (d) => (err += d));
 const t0 = performance.now();
 if (dir === 'up') {
-  p.stdout.resume();
+  // PROBE_STDOUT=file keeps what the proxy wrote (V8's --trace-* output goes to stdout).
+  if (process.env.PROBE_STDOUT) p.stdout.pipe((await import('node:fs')).createWriteStream(process.env.PROBE_STDOUT));
+  else p.stdout.resume();
   for (let sent = 0; sent < total; sent += chunk.length) if (!p.stdin.write(chunk)) await new Promise((r) => p.stdin.once('drain', r));
 } else {
   let got = 0;

@@ -9,6 +9,7 @@ import { silentLogger, type Logger } from '../cli/log.ts';
 import { installWarningFilter } from '../cli/warnings.ts';
 import { classifyAwsError, type AwsErrorContext } from './errors.ts';
 import { proxyAgentFor } from '../transport/proxy.ts';
+import { monotonicMs } from '../transport/clock.ts';
 
 export interface SsmConfig {
   region?: string;
@@ -139,9 +140,9 @@ export async function createSsmApi(cfg: SsmConfig): Promise<SsmApi> {
 
   // Before the SDK loads: its client constructor warns about Node < 22 on every run.
   installWarningFilter();
-  const startedLoading = performance.now();
+  const startedLoading = monotonicMs();
   const sdk = await import('./sdk.ts');
-  logger.trace(`AWS SDK loaded in ${Math.round(performance.now() - startedLoading)} ms`);
+  logger.trace(`AWS SDK loaded in ${Math.round(monotonicMs() - startedLoading)} ms`);
 
   const sdkLogger = {
     trace: (...args: unknown[]) => logger.trace(sdkLogLine(args)),
@@ -226,14 +227,14 @@ export async function createSsmApi(cfg: SsmConfig): Promise<SsmApi> {
 
   /** Separate so a missing-credentials failure is reported as such, not as an API error. */
   async function ensureCredentials(ctx: AwsErrorContext, forceRefresh = false): Promise<void> {
-    const started = performance.now();
+    const started = monotonicMs();
     try {
       await credentials(forceRefresh ? { forceRefresh: true } : {});
     } catch (err) {
-      logger.debug(`credential lookup failed after ${Math.round(performance.now() - started)} ms`);
+      logger.debug(`credential lookup failed after ${Math.round(monotonicMs() - started)} ms`);
       throw classifyAwsError(err, { ...ctx, operation: 'credentials' });
     }
-    logger.trace(`credentials ready in ${Math.round(performance.now() - started)} ms`);
+    logger.trace(`credentials ready in ${Math.round(monotonicMs() - started)} ms`);
   }
 
   const streamUrls = new Map<string, string>();

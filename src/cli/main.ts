@@ -5,6 +5,7 @@ import { CLIENT_VERSION, VERSION, parseArgs, usageText, type ProxyOptions } from
 import { ExitCode, ProxyError, SIGNAL_EXIT_BASE, SIGNAL_NUMBERS } from './exit-codes.ts';
 import { createLogger, formatErrorLine, type Logger } from './log.ts';
 import { startCpuProfile, stopCpuProfile } from './profile.ts';
+import { monotonicMs } from '../transport/clock.ts';
 
 installWarningFilter();
 // Guard the SSH stream: anything a dependency prints with console.* goes to stderr.
@@ -48,12 +49,11 @@ async function run(options: ProxyOptions, logger: Logger): Promise<never> {
   (await import('node:v8')).setFlagsFromString('--semi-space-growth-factor=1');
   const { createSsmApi } = await import('../aws/ssm.ts');
   const api = await createSsmApi({ region: options.region, profile: options.profile, endpointUrl: options.endpointUrl, logger, caBundle: options.caBundle });
-  const t0 = performance.now();
+  const t0 = monotonicMs();
   const start = await api.startSession({ target: options.target, documentName: options.documentName, port: options.port, reason: options.reason });
-  logger.debug(`session ${start.sessionId} started in ${(performance.now() - t0).toFixed(0)} ms`);
+  logger.debug(`session ${start.sessionId} started in ${(monotonicMs() - t0).toFixed(0)} ms`);
 
-  const { PortSession } = await import('../session/port-session.ts');
-  const { openStdin } = await import('../transport/stdin.ts');
+  const [{ PortSession }, { openStdin }] = await Promise.all([import('../session/port-session.ts'), import('../transport/stdin.ts')]);
   const session = new PortSession({
     sessionId: start.sessionId,
     streamUrl: start.streamUrl,

@@ -12,6 +12,7 @@ import { corkUntilNextTick } from '../transport/cork.ts';
 import { DeadlineTimer } from '../transport/deadline-timer.ts';
 import { WebSocketLink } from '../transport/websocket-link.ts';
 import type { ByteSource } from '../transport/stdin.ts';
+import { monotonicMs } from '../transport/clock.ts';
 
 export interface ResumeApi {
   resumeSession(sessionId: string): Promise<{ streamUrl: string; tokenValue: string } | 'timed-out'>;
@@ -77,7 +78,7 @@ export class PortSession {
   private reconnecting = false;
   private signalsReceived = 0;
   private sawHandshake = false;
-  private readonly started = performance.now();
+  private readonly started = monotonicMs();
   private resolveRun!: (o: Outcome) => void;
   private waiters: (() => void)[] = [];
   readonly stats: SessionStats = { connectMs: 0, bytesIn: 0, bytesOut: 0, reconnects: 0, retransmissions: 0 };
@@ -106,7 +107,7 @@ export class PortSession {
   }
 
   private now(): number {
-    return performance.now();
+    return monotonicMs();
   }
 
   /** Runs the session to its end and returns the exit code (and a message for a person, if any). */
