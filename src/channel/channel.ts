@@ -56,6 +56,11 @@ export interface ChannelConfig {
   rto?: Partial<RtoConfig>;
   /** Whether the transport is up at construction. */
   connected?: boolean;
+  /**
+   * Build data frames into storage that is reused once they are acked. Only for an
+   * owner that writes or copies every drain()'s frames before its next drain().
+   */
+  reuseFrameBuffers?: boolean;
   // client role
   clientVersion?: string;
   // agent role
@@ -153,9 +158,10 @@ export class ReliableChannel {
         retransmitPolicy: cfg.retransmitPolicy ?? 'per-frame',
         scanIntervalMs: 100,
         maxRtoMs: rto.config.maxRto,
+        reuseFrameBuffers: cfg.reuseFrameBuffers ?? false,
       },
       rto,
-      (seq, pt, payload) => this.buildStreamFrame(seq, pt, payload),
+      (seq, pt, payload, into) => this.buildStreamFrame(seq, pt, payload, into),
       (frame) => this.out.transmit.push(frame),
       (seq, ms) => this.out.events.push({ type: 'give-up', seq, unackedMs: ms }),
       PayloadType.Output,
@@ -223,6 +229,7 @@ export class ReliableChannel {
   }
 
   drain(): ChannelOutput {
+    this.sender.drained();
     const o = this.out;
     this.out = { transmit: [], deliver: [], events: [] };
     return o;
@@ -243,6 +250,10 @@ export class ReliableChannel {
   }
   get senderStats() {
     return this.sender.stats;
+  }
+  /** Slabs of reused frame storage allocated (reuseFrameBuffers). */
+  get frameSlabs(): number {
+    return this.sender.frameSlabs;
   }
   get rto(): number {
     return this.sender.rto.rto;
@@ -322,9 +333,9 @@ export class ReliableChannel {
     }
   }
 
-  private buildStreamFrame(seq: number, payloadType: number, payload: Buffer): Buffer {
+  private buildStreamFrame(seq: number, payloadType: number, payload: Buffer, into?: Buffer): Buffer {
     const flags = this.role === 'agent' && seq === 0 ? 1 : 0; // SYN on the agent's first frame (§4.7)
-    return encodeFrame({ messageType: this.outType, createdDate: this.wall(), sequenceNumber: seq, flags, messageId: this.uuid?.(), payloadType, payload });
+    return encodeFrame({ messageType: this.outType, createdDate: this.wall(), sequenceNumber: seq, flags, messageId: this.uuid?.(), payloadType, payload }, into);
   }
 
   private sendAck(f: Frame): void {

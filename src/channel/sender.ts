@@ -1,7 +1,9 @@
 // The sending half of the reliable channel (PROTOCOL.md §8.7, §12.4): sequence
 // numbers, a bounded in-flight window, retransmission and pacing. Pure: it is
 // told the time and hands frames to `transmit`.
+import { PAYLOAD_OFFSET } from '../protocol/constants.ts';
 import { ByteQueue } from './byte-queue.ts';
+import { FrameSlots } from './frame-slots.ts';
 import { RtoEstimator } from './rto.ts';
 import { TokenBucket } from './token-bucket.ts';
 
@@ -20,11 +22,15 @@ export interface SenderConfig {
   retransmitPolicy: RetransmitPolicy;
   scanIntervalMs: number;
   maxRtoMs: number;
+  /** Build data frames into reused slots (see FrameSlots for what the caller must then do). */
+  reuseFrameBuffers?: boolean;
 }
 
 interface OutEntry {
   seq: number;
   frame: Buffer;
+  /** The reused storage `frame` lives in, if any. */
+  slot: Buffer | undefined;
   isData: boolean;
   firstSent: number;
   lastSent: number;
@@ -38,7 +44,8 @@ interface OutEntry {
   sendIndex: number;
 }
 
-export type FrameBuilder = (seq: number, payloadType: number, payload: Buffer) => Buffer;
+/** Builds a frame; into `into` when given (see encodeFrame). */
+export type FrameBuilder = (seq: number, payloadType: number, payload: Buffer, into?: Buffer) => Buffer;
 
 export class Sender {
   nextSeq = 0;
@@ -47,6 +54,7 @@ export class Sender {
   /** Highest number of unacked data frames ever held; tests check it against the window. */
   maxDataInflight = 0;
   private readonly pending = new ByteQueue();
+  private readonly slots: FrameSlots | undefined;
   connected: boolean;
   paused = false;
   readonly rto: RtoEstimator;
@@ -73,6 +81,7 @@ export class Sender {
     connected: boolean,
   ) {
     this.rto = rto;
+    this.slots = cfg.reuseFrameBuffers ? new FrameSlots(PAYLOAD_OFFSET + cfg.maxPayload) : undefined;
     this.bucket = new TokenBucket(cfg.frameRate, cfg.frameBurst, now);
     this.lastAdvance = now;
     this.lastScan = now;
@@ -105,7 +114,7 @@ export class Sender {
   /** Handshake replies and flags: sequenced like data but never held back by the window. */
   sendControl(payloadType: number, payload: Buffer, now: number): number {
     const seq = this.nextSeq++;
-    const entry = this.newEntry(seq, this.build(seq, payloadType, payload), false, now);
+    const entry = this.newEntry(seq, this.build(seq, payloadType, payload), undefined, false, now);
     this.inflight.set(seq, entry);
     if (this.canTransmit) {
       this.bucket.tryTake(now); // counts against the budget, but is never delayed by it
@@ -114,8 +123,8 @@ export class Sender {
     return seq;
   }
 
-  private newEntry(seq: number, frame: Buffer, isData: boolean, now: number): OutEntry {
-    return { seq, frame, isData, firstSent: now, lastSent: now, deadline: now, attempts: 0, everSent: false, retransmitted: false, activeAtFirstSend: this.activeMs, sendIndex: -1 };
+  private newEntry(seq: number, frame: Buffer, slot: Buffer | undefined, isData: boolean, now: number): OutEntry {
+    return { seq, frame, slot, isData, firstSent: now, lastSent: now, deadline: now, attempts: 0, everSent: false, retransmitted: false, activeAtFirstSend: this.activeMs, sendIndex: -1 };
   }
 
   private sendEntry(e: OutEntry, now: number): void {
@@ -151,7 +160,8 @@ export class Sender {
       // A view into the queue: build() copies it into the frame before anything is queued.
       const payload = this.pending.take(max);
       const seq = this.nextSeq++;
-      const entry = this.newEntry(seq, this.build(seq, this.dataPayloadType, payload), true, now);
+      const slot = this.slots?.acquire();
+      const entry = this.newEntry(seq, this.build(seq, this.dataPayloadType, payload, slot), slot, true, now);
       this.inflight.set(seq, entry);
       this.dataInflight++;
       if (this.dataInflight > this.maxDataInflight) this.maxDataInflight = this.dataInflight;
@@ -165,10 +175,21 @@ export class Sender {
     if (!e) return seq < this.nextSeq;
     this.inflight.delete(seq);
     if (e.isData) this.dataInflight--;
+    if (e.slot !== undefined) this.slots!.retire(e.slot);
     if (e.sendIndex > this.ackedSendIndex) this.ackedSendIndex = e.sendIndex;
     // Karn's rule: a retransmitted frame's ack cannot tell which copy it answers.
     if (e.everSent && !e.retransmitted) this.rto.sample(Math.max(0, now - e.firstSent));
     return true;
+  }
+
+  /** The owner has taken the frames transmitted so far (ReliableChannel.drain). */
+  drained(): void {
+    this.slots?.advance();
+  }
+
+  /** Slabs of frame slots allocated (tests). */
+  get frameSlabs(): number {
+    return this.slots?.slabs ?? 0;
   }
 
   /** Retransmits what is due; applies the give-up rule. */

@@ -139,9 +139,13 @@ function readUint64(buf: Buffer, offset: number): number {
 const SMALL_FLAGS = [0n, 1n, 2n, 3n];
 
 /** Serialises a frame exactly as §4.4 describes. */
-export function encodeFrame(f: FrameFields): Buffer {
+/**
+ * Encodes one frame. With `into` (at least as long as the frame), the frame is
+ * written at its start and the view of it returned: no allocation for its bytes.
+ */
+export function encodeFrame(f: FrameFields, into?: Buffer): Buffer {
   const n = f.payload.length;
-  const buf = Buffer.allocUnsafe(PAYLOAD_OFFSET + n);
+  const buf = into !== undefined && into.length >= PAYLOAD_OFFSET + n ? into.subarray(0, PAYLOAD_OFFSET + n) : Buffer.allocUnsafe(PAYLOAD_OFFSET + n);
   const prefix = f.schemaVersion === undefined || f.schemaVersion === SCHEMA_VERSION ? commonPrefix(f.messageType) : undefined;
   if (prefix) buf.set(prefix, 0);
   else {

@@ -94,6 +94,8 @@ export class PortSession {
       window: o.window,
       giveUpMs: o.giveUpMs,
       connected: false,
+      // flush() hands every drain()'s frames to the link, which copies them at once.
+      reuseFrameBuffers: true,
     });
     this.link = new WebSocketLink({
       clientId: randomUUID(),

@@ -149,7 +149,11 @@ export class WebSocketLink extends EventEmitter<LinkEvents> {
     if (socket) {
       const batch = this.arenas.encode(frames, true);
       socket.write(batch.bytes, batch.done);
-    } else for (const f of frames) ws.send(f, { binary: true });
+    } else {
+      // Copies: a frame's storage is reused once it is acked (reuseFrameBuffers), and ws
+      // keeps a reference instead of a masked copy when its random mask is all zeros.
+      for (const f of frames) ws.send(Buffer.from(f), { binary: true });
+    }
     return true;
   }
 
