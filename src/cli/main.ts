@@ -76,7 +76,7 @@ async function run(options: ProxyOptions, logger: Logger): Promise<never> {
   const outcome = await session.run();
   const s = session.stats;
   const cpu = process.cpuUsage();
-  logger.debug(`session ${start.sessionId} ended: exit ${outcome.code}, ${s.bytesOut} bytes sent, ${s.bytesIn} received, ${s.retransmissions} retransmissions, ${s.reconnects} reconnects, cpu ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s (user ${(cpu.user / 1e6).toFixed(2)}, sys ${(cpu.system / 1e6).toFixed(2)}), peak rss ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB, ${memorySummary()}`);
+  logger.debug(`session ${start.sessionId} ended: exit ${outcome.code}, ${s.bytesOut} bytes sent, ${s.bytesIn} received, ${s.retransmissions} retransmissions, ${s.reconnects} reconnects, ${s.heapCollections} forced collections, cpu ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s (user ${(cpu.user / 1e6).toFixed(2)}, sys ${(cpu.system / 1e6).toFixed(2)}), peak rss ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB, ${memorySummary()}`);
   if (outcome.message) logger.error(outcome.message);
   return exit(outcome.code, logger);
 }

@@ -12,6 +12,7 @@ import { corkUntilNextTick } from '../transport/cork.ts';
 import { DeadlineTimer } from '../transport/deadline-timer.ts';
 import { WebSocketLink } from '../transport/websocket-link.ts';
 import type { ByteSource } from '../transport/stdin.ts';
+import { HeapGuard } from './heap-guard.ts';
 import { monotonicMs } from '../transport/clock.ts';
 
 export interface ResumeApi {
@@ -52,6 +53,8 @@ export interface SessionStats {
   connectMs: number;
   bytesIn: number;
   bytesOut: number;
+  /** Full collections the heap guard asked V8 for. */
+  heapCollections: number;
   reconnects: number;
   retransmissions: number;
 }
@@ -60,6 +63,8 @@ interface Outcome {
   code: number;
   message?: string;
 }
+
+const HEAP_CHECK_EVERY = 1024 * 1024;
 
 export class PortSession {
   private readonly channel: ReliableChannel;
@@ -81,7 +86,10 @@ export class PortSession {
   private readonly started = monotonicMs();
   private resolveRun!: (o: Outcome) => void;
   private waiters: (() => void)[] = [];
-  readonly stats: SessionStats = { connectMs: 0, bytesIn: 0, bytesOut: 0, reconnects: 0, retransmissions: 0 };
+  readonly stats: SessionStats = { connectMs: 0, bytesIn: 0, bytesOut: 0, reconnects: 0, retransmissions: 0, heapCollections: 0 };
+  private readonly heapGuard = new HeapGuard();
+  /** Bytes moved (both ways) when the heap guard last looked. */
+  private heapCheckedAt = 0;
 
   constructor(private readonly o: PortSessionOptions) {
     this.log = o.logger;
@@ -191,6 +199,12 @@ export class PortSession {
       }
     }
     for (const e of out.events) this.onEvent(e);
+    const moved = this.stats.bytesIn + this.stats.bytesOut;
+    if (moved - this.heapCheckedAt >= HEAP_CHECK_EVERY) {
+      this.heapCheckedAt = moved;
+      this.heapGuard.check();
+      this.stats.heapCollections = this.heapGuard.collections;
+    }
     this.rearm();
     if (this.waiters.length > 0) {
       const w = this.waiters;
