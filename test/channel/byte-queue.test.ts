@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { ReliableChannel } from '../../src/channel/channel.ts';
 import { ByteQueue } from '../../src/channel/byte-queue.ts';
 import { decodeFrame } from '../../src/protocol/frame.ts';
+import { connectedPair } from '../helpers/channel-pair.ts';
 
 // A tiny deterministic generator, so that a failure can be replayed.
 function lcg(seed: number): () => number {
@@ -79,14 +79,7 @@ describe('ByteQueue', () => {
 describe('ReliableChannel.write copies its input', () => {
   it('frames the bytes as they were at write(), even when the caller reuses the buffer at once', () => {
     // A window of 4 frames: nearly everything waits in the queue, not in frames.
-    const client = new ReliableChannel({ role: 'client', now: 0, window: 4 });
-    const agent = new ReliableChannel({ role: 'agent', now: 0 });
-    agent.startHandshake(0);
-    for (let i = 0; i < 4; i++) {
-      for (const b of agent.drain().transmit) client.receive(b, 1);
-      for (const b of client.drain().transmit) agent.receive(b, 1);
-    }
-    expect(client.ready).toBe(true);
+    const { client, agent } = connectedPair({ window: 4 });
     const reused = Buffer.alloc(5000);
     const sent: Buffer[] = [];
     for (let i = 0; i < 20; i++) {

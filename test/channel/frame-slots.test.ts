@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { ReliableChannel } from '../../src/channel/channel.ts';
 import { FrameSlots } from '../../src/channel/frame-slots.ts';
 import { decodeFrame } from '../../src/protocol/frame.ts';
+import { connectedPair } from '../helpers/channel-pair.ts';
 
 describe('FrameSlots', () => {
   it('gives a retired slot out again only after two more drains', () => {
@@ -39,21 +39,9 @@ describe('FrameSlots', () => {
   });
 });
 
-function connected(window: number) {
-  const client = new ReliableChannel({ role: 'client', now: 0, window, reuseFrameBuffers: true });
-  const agent = new ReliableChannel({ role: 'agent', now: 0 });
-  agent.startHandshake(0);
-  for (let i = 0; i < 4; i++) {
-    for (const b of agent.drain().transmit) client.receive(b, 1);
-    for (const b of client.drain().transmit) agent.receive(b, 1);
-  }
-  expect(client.ready).toBe(true);
-  return { client, agent };
-}
-
 describe('ReliableChannel with reused frame buffers', () => {
   it('keeps a queued retransmission intact when its ack and new data arrive in the same turn', () => {
-    const { client, agent } = connected(4);
+    const { client, agent } = connectedPair({ window: 4, reuseFrameBuffers: true });
     client.write(randomBytes(4096), 10);
     const first = client.drain().transmit.map((b) => Buffer.from(b));
     expect(first.length).toBe(4);
@@ -82,7 +70,7 @@ describe('ReliableChannel with reused frame buffers', () => {
 
   it('moves a long stream byte-exact through a lossy link with a bounded number of slabs', () => {
     const window = 32;
-    const { client, agent } = connected(window);
+    const { client, agent } = connectedPair({ window, reuseFrameBuffers: true });
     const data = randomBytes(3 * 1024 * 1024);
     let written = 0;
     const got: Buffer[] = [];

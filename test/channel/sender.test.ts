@@ -3,6 +3,7 @@ import { ReliableChannel } from '../../src/channel/channel.ts';
 import { PayloadFlag } from '../../src/protocol/constants.ts';
 import { decodeFrame, encodeFrame, type Frame } from '../../src/protocol/frame.ts';
 import { encodeAck } from '../../src/protocol/payloads.ts';
+import { connectedPair } from '../helpers/channel-pair.ts';
 
 function frames(bufs: Buffer[]): Frame[] {
   return bufs.map((b) => {
@@ -10,24 +11,6 @@ function frames(bufs: Buffer[]): Frame[] {
     if (!r.ok) throw new Error(r.error.reason);
     return r.value;
   });
-}
-
-/** A client and an agent that have completed the handshake at t=0. */
-function connectedPair(clientOpts: Partial<ConstructorParameters<typeof ReliableChannel>[0]> = {}) {
-  const client = new ReliableChannel({ role: 'client', now: 0, ...clientOpts });
-  const agent = new ReliableChannel({ role: 'agent', now: 0 });
-  agent.startHandshake(0);
-  const pass = (from: ReliableChannel, to: ReliableChannel, t: number) => {
-    const out = from.drain();
-    for (const b of out.transmit) to.receive(b, t);
-    return out;
-  };
-  for (let i = 0; i < 4; i++) {
-    pass(agent, client, 1);
-    pass(client, agent, 1);
-  }
-  expect(client.ready && agent.ready).toBe(true);
-  return { client, agent, pass };
 }
 
 function ackFor(seq: number): Buffer {
