@@ -138,10 +138,9 @@ function readUint64(buf: Buffer, offset: number): number {
 
 const SMALL_FLAGS = [0n, 1n, 2n, 3n];
 
-/** Serialises a frame exactly as §4.4 describes. */
 /**
- * Encodes one frame. With `into` (at least as long as the frame), the frame is
- * written at its start and the view of it returned: no allocation for its bytes.
+ * Serialises a frame exactly as §4.4 describes. With `into` (at least as long as the
+ * frame), the frame is written at its start and that view returned: no allocation.
  */
 export function encodeFrame(f: FrameFields, into?: Buffer): Buffer {
   const n = f.payload.length;

@@ -51,6 +51,21 @@ describe('golden frames (fixtures/frames.json)', () => {
       expect(bytes.subarray(64, 80).toString('hex')).toBe(f.messageIdWire);
     });
 
+    it(`encodes ${v.name} byte for byte into a reused buffer`, () => {
+      const f = v.fields;
+      const fields = { messageType: f.messageType, schemaVersion: f.schemaVersion, createdDate: f.createdDate, sequenceNumber: f.sequenceNumber, flags: BigInt(f.flags), messageId: f.messageId, payloadType: f.payloadType, payload: Buffer.from(f.payloadHex, 'hex') };
+      const slot = Buffer.alloc(v.frameLength + 50, 0xee); // stale bytes from an earlier frame
+      const bytes = encodeFrame(fields, slot);
+      expect(bytes.buffer).toBe(slot.buffer);
+      expect(bytes.byteOffset).toBe(slot.byteOffset);
+      expect(bytes.toString('hex')).toBe(v.hex);
+      // Too small to hold the frame: a buffer of its own instead.
+      const small = Buffer.alloc(v.frameLength - 1);
+      const own = encodeFrame(fields, small);
+      expect(own.buffer).not.toBe(small.buffer);
+      expect(own.toString('hex')).toBe(v.hex);
+    });
+
     it(`decodes ${v.name} to exactly its listed fields`, () => {
       const r = decodeFrame(Buffer.from(v.hex, 'hex'));
       if (!r.ok) throw new Error(`${r.error.field}: ${r.error.reason}`);
