@@ -101,6 +101,15 @@ function typeFieldIs(buf: Buffer, prefix: Buffer): boolean {
   return true;
 }
 
+/**
+ * The MessageType of a frame header (at least 36 bytes) when its field is exactly one
+ * of the common types, space-padded; undefined otherwise.
+ */
+export function commonMessageType(buf: Buffer): string | undefined {
+  for (const c of COMMON_TYPES) if (typeFieldIs(buf, c.prefix)) return c.type;
+  return undefined;
+}
+
 // SHA-256 of a payload as a latin1 ('binary') string, one char per byte. One-shot hashing
 // (Node >= 20.12) with string output costs about half of a Buffer result or a Hash
 // object: making a Buffer from native code is the expensive part, not the hash.
@@ -204,13 +213,7 @@ export function decodeFrame(buf: Buffer): Result<Frame> {
   if (buf.length < PAYLOAD_OFFSET) {
     return fail('frame', `${buf.length} bytes is shorter than the ${PAYLOAD_OFFSET}-byte header`);
   }
-  let messageType: string | undefined;
-  for (const c of COMMON_TYPES) {
-    if (typeFieldIs(buf, c.prefix)) {
-      messageType = c.type;
-      break;
-    }
-  }
+  let messageType = commonMessageType(buf);
   let warnings: FrameWarning[] | undefined;
   if (messageType === undefined) {
     const mt = readMessageType(buf);

@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { MessageType } from '../../src/protocol/constants.ts';
 import { PAYLOAD_OFFSET } from '../../src/protocol/constants.ts';
+import { commonMessageType } from '../../src/protocol/frame.ts';
 import { parseAckSequence } from '../../src/protocol/payloads.ts';
 
 export type Direction = 'clientToAgent' | 'agentToClient';
@@ -107,16 +108,8 @@ export interface FrameHeader {
   ackedSeq: number;
 }
 
-// The padded 32-byte MessageType fields of the types that make up nearly all traffic.
-const COMMON_TYPE_FIELDS = [MessageType.InputStreamData, MessageType.OutputStreamData, MessageType.Acknowledge].map((type) => {
-  const field = Buffer.alloc(32, 0x20);
-  field.write(type, 'latin1');
-  return { type, field };
-});
-
 function peekMessageType(buf: Buffer): string {
-  for (const c of COMMON_TYPE_FIELDS) if (buf.compare(c.field, 0, 32, 4, 36) === 0) return c.type;
-  return buf.toString('latin1', 4, 36).replace(/[\0\s]+$/, '').replace(/^[\0\s]+/, '');
+  return commonMessageType(buf) ?? buf.toString('latin1', 4, 36).replace(/[\0\s]+$/, '').replace(/^[\0\s]+/, '');
 }
 
 export function peekHeader(buf: Buffer): FrameHeader {
