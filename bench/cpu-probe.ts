@@ -34,8 +34,11 @@ const profile = (process.env.PROBE_PROFILE ?? 'unlimited') as 'unlimited' | 'ser
 const sim = await startSimulator({ profile });
 const env = { ...process.env, AWS_ACCESS_KEY_ID: sim.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: sim.credentials.secretAccessKey, AWS_REGION: sim.region, AWS_ENDPOINT_URL_SSM: sim.apiUrl, AWS_EC2_METADATA_DISABLED: 'true' };
 const p = spawn(process.execPath, [...(process.env.PROBE_NODE_FLAGS ?? '').split(' ').filter(Boolean), process.env.PROBE_BIN ?? 'bin/ssm-proxy', ...(profile === 'unlimited' ? ['--frame-rate', '0'] : []), '-vv', 'i-0123456789abcdef0', String(port)], { env, stdio: ['pipe', 'pipe', 'pipe'] });
-let err = ""; p.stderr.on("data", (d) => process.env.PROBE_STDERR && process.stderr.write(d));
-p.stderr.on('data', (d) => (err += d));
+let err = '';
+p.stderr.on('data', (d) => {
+  err += d;
+  if (process.env.PROBE_STDERR) process.stderr.write(d);
+});
 const t0 = performance.now();
 if (dir === 'up') {
   // PROBE_STDOUT=file keeps what the proxy wrote (V8's --trace-* output goes to stdout).

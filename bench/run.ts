@@ -59,12 +59,9 @@ function parseCli(argv: string[]): { quick: boolean; only: Set<Section>; ops: Tr
     };
     if (a === '--quick') quick = true;
     else if (a === '--only' || a.startsWith('--only=')) {
-      const names = value().split(',').map((s) => s.trim()).filter(Boolean);
-      for (const n of names) if (!(SECTIONS as readonly string[]).includes(n)) fail(`--only: unknown section ${JSON.stringify(n)}`);
-      only = new Set(names as Section[]);
+      only = new Set(listOf(value(), SECTIONS, '--only: unknown section'));
     } else if (a === '--ops' || a.startsWith('--ops=')) {
-      const names = value().split(',').map((s) => s.trim()).filter(Boolean);
-      for (const n of names) if (!(TRANSFER_OPS as readonly string[]).includes(n)) fail(`--ops: unknown operation ${JSON.stringify(n)}`);
+      const names = listOf(value(), TRANSFER_OPS, '--ops: unknown operation');
       if (names.length === 0) fail('--ops needs at least one operation');
       ops = TRANSFER_OPS.filter((o) => names.includes(o));
     } else if (a === '--runs' || a.startsWith('--runs=')) {
@@ -76,6 +73,13 @@ function parseCli(argv: string[]): { quick: boolean; only: Set<Section>; ops: Tr
     } else fail(`unknown option ${JSON.stringify(a)}`);
   }
   return { quick, only, ops, runs };
+}
+
+/** A comma-separated option value, each name one of `allowed`. */
+function listOf<T extends string>(v: string, allowed: readonly T[], unknown: string): T[] {
+  const names = v.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const n of names) if (!(allowed as readonly string[]).includes(n)) fail(`${unknown} ${JSON.stringify(n)}`);
+  return names as T[];
 }
 
 function fail(msg: string): never {
