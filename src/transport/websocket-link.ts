@@ -6,7 +6,8 @@ import { randomUUID } from 'node:crypto';
 import WebSocket from 'ws';
 import { encodeOpenDataChannel } from '../protocol/payloads.ts';
 import { corkUntilNextTick } from './cork.ts';
-import { BatchArenas, directSocket, wsSocket } from './ws-frames.ts';
+import { BatchArenas, directSocket, interceptReceiver, wsSocket } from './ws-frames.ts';
+import { WsReceiver } from './ws-receiver.ts';
 import { proxyAgentFor } from './proxy.ts';
 import { ExitCode, ProxyError } from '../cli/exit-codes.ts';
 import type { Logger } from '../cli/log.ts';
@@ -23,7 +24,12 @@ export interface LinkOptions {
   deadAfterMs?: number;
   /** PEM CAs to trust (--ca-bundle / AWS_CA_BUNDLE), as for the SSM API. */
   ca?: string;
+  /** Parse incoming frames with ws's own receiver instead of ours (tests of both paths). */
+  wsReceiver?: boolean;
 }
+
+/** Largest message accepted from the service; its frames are a few KiB. */
+const MAX_MESSAGE = 16 * 1024 * 1024;
 
 export interface LinkEvents {
   message: [Buffer];
@@ -39,6 +45,8 @@ export class WebSocketLink extends EventEmitter<LinkEvents> {
   private readonly pingIntervalMs: number;
   private readonly deadAfterMs: number;
   private readonly arenas = new BatchArenas();
+  /** Whether the open websocket's frames are parsed by WsReceiver (else by ws). */
+  ownReceiver = false;
 
   constructor(private readonly opts: LinkOptions) {
     super();
@@ -58,7 +66,7 @@ export class WebSocketLink extends EventEmitter<LinkEvents> {
     return new Promise((resolve, reject) => {
       const ca = this.opts.ca;
       const agent = proxyAgentFor(url, ca ? { ca } : {});
-      const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: this.connectTimeoutMs, ca, agent, maxPayload: 16 * 1024 * 1024 });
+      const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: this.connectTimeoutMs, ca, agent, maxPayload: MAX_MESSAGE });
       ws.binaryType = 'nodebuffer';
       let settled = false;
       const where = `${url.protocol}//${url.host}`;
@@ -101,16 +109,34 @@ export class WebSocketLink extends EventEmitter<LinkEvents> {
   private attach(ws: WebSocket): void {
     this.lastHeard = Date.now();
     this.readingPaused = false;
-    ws.on('message', (data: Buffer) => {
+    const heard = () => {
       this.lastHeard = Date.now();
-      this.emit('message', data);
-    });
-    ws.on('pong', () => {
-      this.lastHeard = Date.now();
-    });
-    ws.on('ping', () => {
-      this.lastHeard = Date.now();
-    });
+    };
+    const receiver = new WsReceiver(
+      {
+        message: (data) => {
+          this.lastHeard = Date.now();
+          this.emit('message', data);
+        },
+        ping: (data) => {
+          heard();
+          if (ws.readyState === WebSocket.OPEN) ws.pong(data);
+        },
+        pong: heard,
+        close: (code, reason) => this.down(`websocket closed (code ${code}${reason ? `, ${reason}` : ''})`, code),
+        error: (message, closeCode) => this.down(`websocket error: ${message}`, closeCode),
+      },
+      MAX_MESSAGE,
+    );
+    this.ownReceiver = !this.opts.wsReceiver && interceptReceiver(ws, (chunk) => receiver.push(chunk));
+    if (!this.ownReceiver) {
+      ws.on('message', (data: Buffer) => {
+        this.lastHeard = Date.now();
+        this.emit('message', data);
+      });
+      ws.on('pong', heard);
+      ws.on('ping', heard);
+    }
     ws.on('error', (err) => this.down(`websocket error: ${err.message}`));
     ws.on('close', (code, reason) => this.down(`websocket closed (code ${code}${reason.length ? `, ${reason.toString()}` : ''})`));
     this.pingTimer = setInterval(() => {
@@ -125,7 +151,8 @@ export class WebSocketLink extends EventEmitter<LinkEvents> {
     this.pingTimer.unref();
   }
 
-  private down(reason: string): void {
+  /** With `closeCode`, answers the server's close frame (or closes for its protocol error) before closing the socket. */
+  private down(reason: string, closeCode?: number): void {
     const ws = this.ws;
     if (!ws) return;
     this.ws = null;
@@ -133,7 +160,8 @@ export class WebSocketLink extends EventEmitter<LinkEvents> {
     this.pingTimer = null;
     ws.removeAllListeners();
     ws.on('error', () => {});
-    ws.terminate();
+    if (closeCode === undefined) ws.terminate();
+    else closeAfterPeer(ws, closeCode);
     if (!this.closedByUs) this.emit('down', reason);
   }
 
@@ -191,4 +219,21 @@ export class WebSocketLink extends EventEmitter<LinkEvents> {
       ws.close(1000);
     });
   }
+}
+
+/**
+ * The close frame in answer (RFC 6455 §5.5.1: the same status, none for 1005), then
+ * the end of our side of the TCP connection; the socket is destroyed after a second
+ * if the server has not closed its side by then.
+ */
+function closeAfterPeer(ws: WebSocket, code: number): void {
+  try {
+    ws.close(code === 1005 ? undefined : code);
+    // end() writes what is corked, the close frame included, then the FIN.
+    (wsSocket(ws) as { end?: () => void } | undefined)?.end?.();
+  } catch {
+    ws.terminate();
+    return;
+  }
+  setTimeout(() => ws.terminate(), 1000).unref();
 }

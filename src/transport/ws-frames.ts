@@ -165,11 +165,12 @@ export interface FrameSocket {
   uncork(): void;
 }
 
-/** ws's socket and sender, which ws does not expose. */
+/** ws's socket, sender and receiver, which ws does not expose. */
 interface WsInternals {
   readyState: number;
   _socket?: FrameSocket;
   _sender?: { _state?: number; _queue?: unknown[] };
+  _receiver?: { write?: unknown; _writableState?: unknown };
 }
 
 const WS_OPEN = 1;
@@ -191,4 +192,22 @@ export function directSocket(ws: object): FrameSocket | undefined {
   const sender = w._sender;
   if (w.readyState !== WS_OPEN || !socket?.writable || sender?._state !== 0 || sender._queue?.length !== 0) return undefined;
   return socket;
+}
+
+/**
+ * Routes every byte ws would parse (socket reads, the bytes that came with the HTTP
+ * upgrade, what is left in the socket when it closes) to `push` instead: ws hands its
+ * receiver each of them through `_receiver.write()`. ws's receiver then sees nothing, so
+ * messages, pings, pongs and close frames are the caller's to handle. Call it from the
+ * 'open' event, before any frame is read. False, and nothing changed, if ws's
+ * internals are not as expected; ws's events then work as usual.
+ */
+export function interceptReceiver(ws: object, push: (chunk: Buffer) => void): boolean {
+  const r = (ws as WsInternals)._receiver;
+  if ((ws as WsInternals).readyState !== WS_OPEN || !r || typeof r.write !== 'function' || typeof r._writableState !== 'object') return false;
+  r.write = (chunk: Buffer): boolean => {
+    push(chunk);
+    return true;
+  };
+  return true;
 }
