@@ -30,6 +30,7 @@ import {
 } from '../protocol/payloads.ts';
 import { describeError, type ProtocolError } from '../protocol/result.ts';
 import { REFERENCE_RTO, RtoEstimator, type RtoConfig } from './rto.ts';
+import { FlipArena } from './frame-slots.ts';
 import { Sender, type RetransmitPolicy } from './sender.ts';
 
 export type Role = 'client' | 'agent';
@@ -57,8 +58,9 @@ export interface ChannelConfig {
   /** Whether the transport is up at construction. */
   connected?: boolean;
   /**
-   * Build data frames into storage that is reused once they are acked. Only for an
-   * owner that writes or copies every drain()'s frames before its next drain().
+   * Build data frames into storage that is reused once they are acked, and acks into
+   * storage reused two drain() calls later. Only for an owner that writes or copies
+   * every drain()'s frames before its next drain().
    */
   reuseFrameBuffers?: boolean;
   // client role
@@ -108,6 +110,9 @@ const WRITE_HIGH_WATER = 64 * 1024;
 export class ReliableChannel {
   readonly role: Role;
   private readonly sender: Sender;
+  /** Where acks are built when reuseFrameBuffers is on (a few hundred per turn fit). */
+  private readonly ackStorage: FlipArena | undefined;
+  private readonly takeAckStorage: ((bytes: number) => Buffer | undefined) | undefined;
   private readonly wall: () => number;
   /** Injected MessageId source (tests); by default the encoder draws random ids. */
   private readonly uuid: (() => string) | undefined;
@@ -148,6 +153,9 @@ export class ReliableChannel {
     // recovered at once, while spurious retransmissions cost frame budget.
     const clientRto = cfg.role === 'client' ? { seedFromFirstSample: true, minRto: 100 } : {};
     const rto = new RtoEstimator({ ...REFERENCE_RTO, ...clientRto, ...cfg.rto });
+    this.ackStorage = cfg.reuseFrameBuffers ? new FlipArena(64 * 1024) : undefined;
+    const acks = this.ackStorage;
+    this.takeAckStorage = acks ? (n) => acks.take(n) : undefined;
     this.sender = new Sender(
       {
         window: cfg.window ?? 256,
@@ -230,6 +238,7 @@ export class ReliableChannel {
 
   drain(): ChannelOutput {
     this.sender.drained();
+    this.ackStorage?.flip();
     const o = this.out;
     this.out = { transmit: [], deliver: [], events: [] };
     return o;
@@ -340,7 +349,7 @@ export class ReliableChannel {
 
   private sendAck(f: Frame): void {
     this.stats.acksSent++;
-    const fast = this.uuid ? undefined : encodeAckFrame(f, this.wall());
+    const fast = this.uuid ? undefined : encodeAckFrame(f, this.wall(), this.takeAckStorage);
     if (fast) {
       this.out.transmit.push(fast);
       return;
@@ -427,40 +436,37 @@ export class ReliableChannel {
    * retransmits.
    */
   private process(f: Frame, now: number, alreadyAcked: boolean): 'accepted' | 'not-ready' {
-    const ack = () => {
-      if (!alreadyAcked) this.sendAck(f);
-    };
     if (this.failed) {
-      ack();
+      this.ackOnce(f, alreadyAcked);
       return 'accepted';
     }
     const pt = f.payloadType;
     if (this.role === 'client') {
       switch (pt) {
         case PayloadType.HandshakeRequest:
-          ack();
+          this.ackOnce(f, alreadyAcked);
           this.onHandshakeRequest(f, now);
           return 'accepted';
         case PayloadType.HandshakeComplete:
-          ack();
+          this.ackOnce(f, alreadyAcked);
           this.onHandshakeComplete(f, now);
           return 'accepted';
         case PayloadType.EncChallengeRequest:
-          ack();
+          this.ackOnce(f, alreadyAcked);
           this.fatal('handshake', 'the agent sent an encryption challenge although encryption was declined');
           return 'accepted';
         case PayloadType.Output:
           if (!this.ready) {
-            ack();
+            this.ackOnce(f, alreadyAcked);
             this.fatal('protocol', this.handshakeStarted ? 'the agent sent data before completing the handshake' : 'the agent sent data without a handshake: this is not a Port session');
             return 'accepted';
           }
-          return this.deliver(f, now, ack);
+          return this.deliver(f, now, alreadyAcked);
         case PayloadType.Flag:
-          return this.acceptFlag(f, ack);
+          return this.acceptFlag(f, alreadyAcked);
         default:
           // Acked and skipped, or the agent would retransmit it forever (§8.7 receiving step 3).
-          ack();
+          this.ackOnce(f, alreadyAcked);
           this.anomaly('unexpected-payload-type', `ignored payload type ${pt} at seq ${f.sequenceNumber}`);
           return 'accepted';
       }
@@ -468,40 +474,45 @@ export class ReliableChannel {
     // agent role
     switch (pt) {
       case PayloadType.HandshakeResponse:
-        return this.onHandshakeResponse(f, now, ack);
+        return this.onHandshakeResponse(f, now, alreadyAcked);
       case PayloadType.Output:
         if (!this.ready) {
           // The agent acks and discards data before the handshake is complete (§6.5).
-          ack();
+          this.ackOnce(f, alreadyAcked);
           this.anomaly('data-before-handshake', `discarded ${f.payload.length} bytes at seq ${f.sequenceNumber}`);
           return 'accepted';
         }
-        return this.deliver(f, now, ack);
+        return this.deliver(f, now, alreadyAcked);
       case PayloadType.Flag:
         if (!this.consumerReady) return 'not-ready'; // flags wait for the target connection too (§9.5)
-        return this.acceptFlag(f, ack);
+        return this.acceptFlag(f, alreadyAcked);
       default:
-        ack();
+        this.ackOnce(f, alreadyAcked);
         this.anomaly('unexpected-payload-type', `ignored payload type ${pt} at seq ${f.sequenceNumber}`);
         return 'accepted';
     }
   }
 
-  private acceptFlag(f: Frame, ack: () => void): 'accepted' {
-    ack();
+  /** Acks a frame process() accepted, unless it was acked when it was buffered. */
+  private ackOnce(f: Frame, alreadyAcked: boolean): void {
+    if (!alreadyAcked) this.sendAck(f);
+  }
+
+  private acceptFlag(f: Frame, alreadyAcked: boolean): 'accepted' {
+    this.ackOnce(f, alreadyAcked);
     const fl = parseFlag(f.payload);
     if (fl.ok) this.out.events.push({ type: 'flag', flag: fl.value });
     else this.anomaly('bad-payload', describeError(fl.error), fl.error);
     return 'accepted';
   }
 
-  private deliver(f: Frame, now: number, ack: () => void): 'accepted' | 'not-ready' {
+  private deliver(f: Frame, now: number, alreadyAcked: boolean): 'accepted' | 'not-ready' {
     if (!this.consumerReady) return 'not-ready';
     if (f.payload.length > 0) {
       this.out.deliver.push(f.payload);
       this.stats.bytesDelivered += f.payload.length;
     }
-    ack();
+    this.ackOnce(f, alreadyAcked);
     if (!this.sawPeerData && this.role === 'client') {
       // The agent dials the target only after HandshakeComplete and leaves our first
       // frames unacked until then (quirk Q32). Its first output means the dial is done:
@@ -578,10 +589,10 @@ export class ReliableChannel {
     this.sender.pump(now);
   }
 
-  private onHandshakeResponse(f: Frame, now: number, ack: () => void): 'accepted' {
+  private onHandshakeResponse(f: Frame, now: number, alreadyAcked: boolean): 'accepted' {
     // The agent processes the response first, then acks it.
     const r = parseHandshakeResponse(f.payload);
-    ack();
+    this.ackOnce(f, alreadyAcked);
     if (this.ready) {
       this.anomaly('bad-payload', 'a second HandshakeResponse was ignored');
       return 'accepted';

@@ -42,3 +42,32 @@ export class FrameSlots {
     this.retiring = done;
   }
 }
+
+/**
+ * Storage for frames that are sent once and never kept (acks), carved from two
+ * buffers in turn. What is taken before a drain() is overwritten only after the next
+ * drain(), so the same consume-before-the-next-drain() rule as for slots applies.
+ */
+export class FlipArena {
+  private readonly halves: [Buffer, Buffer];
+  private current = 0;
+  private used = 0;
+
+  constructor(readonly size: number) {
+    this.halves = [Buffer.allocUnsafeSlow(size), Buffer.allocUnsafeSlow(size)];
+  }
+
+  /** `n` bytes, or undefined when this turn's half is full (the caller allocates). */
+  take(n: number): Buffer | undefined {
+    const start = this.used;
+    if (start + n > this.size) return undefined;
+    this.used = start + n;
+    return this.halves[this.current].subarray(start, start + n);
+  }
+
+  /** At every drain(): switch to the half last used two drain() calls ago. */
+  flip(): void {
+    this.current ^= 1;
+    this.used = 0;
+  }
+}

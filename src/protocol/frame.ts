@@ -291,15 +291,16 @@ function decimalDigits(n: number): number {
 /**
  * The acknowledge frame (§4.6) for a stream frame we decoded: the same bytes as
  * encodeFrame() of encodeAck({type, id, seq, isSequentialMessage: true}) with flags 3,
- * without building the JSON text or the MessageId string on the way.
+ * without building the JSON text or the MessageId string on the way. `storage`, when
+ * given, supplies the frame's exact number of bytes (or undefined to allocate).
  */
-export function encodeAckFrame(acked: Frame, createdDate: number): Buffer | undefined {
+export function encodeAckFrame(acked: Frame, createdDate: number, storage?: (bytes: number) => Buffer | undefined): Buffer | undefined {
   const opening = ACK_OPENINGS.get(acked.messageType);
   if (!(acked instanceof DecodedFrame) || opening === undefined) return undefined;
   const seq = acked.sequenceNumber;
   const digits = decimalDigits(seq);
   const n = opening.length + ACK_ID_AND_TAIL + digits;
-  const buf = Buffer.allocUnsafe(PAYLOAD_OFFSET + n);
+  const buf = storage?.(PAYLOAD_OFFSET + n) ?? Buffer.allocUnsafe(PAYLOAD_OFFSET + n);
   buf.set(ACK_PREFIX, 0);
   writeUint64(buf, Math.trunc(createdDate), 40);
   writeUint64(buf, 0, 48);

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { FrameSlots } from '../../src/channel/frame-slots.ts';
+import { FlipArena, FrameSlots } from '../../src/channel/frame-slots.ts';
 import { decodeFrame } from '../../src/protocol/frame.ts';
 import { connectedPair } from '../helpers/channel-pair.ts';
 
@@ -39,7 +39,43 @@ describe('FrameSlots', () => {
   });
 });
 
+describe('FlipArena', () => {
+  it('reuses storage only after two flips, and says when a turn is full', () => {
+    const arena = new FlipArena(1000);
+    const a = arena.take(400)!;
+    const b = arena.take(400)!;
+    expect(arena.take(400)).toBeUndefined();
+    expect(a.buffer).toBe(b.buffer);
+    expect(b.byteOffset - a.byteOffset).toBe(400);
+    arena.flip();
+    const c = arena.take(400)!;
+    expect(c.buffer).not.toBe(a.buffer);
+    arena.flip();
+    expect(arena.take(400)!.byteOffset).toBe(a.byteOffset);
+  });
+});
+
 describe('ReliableChannel with reused frame buffers', () => {
+  it('keeps the acks of one drain() intact while the next turn builds its own', () => {
+    const { client, agent } = connectedPair({ window: 64, reuseFrameBuffers: true });
+    const turns = [randomBytes(20 * 1024), randomBytes(20 * 1024), randomBytes(20 * 1024)];
+    let held: { views: Buffer[]; copies: Buffer[] } | undefined;
+    let now = 10;
+    for (const data of turns) {
+      client.write(data, now);
+      for (const b of client.drain().transmit) agent.receive(Buffer.from(b), now);
+      // The previous drain()'s acks are still unsent while this turn's are built.
+      if (held) expect(held.views.map((v) => v.toString('hex'))).toEqual(held.copies.map((c) => c.toString('hex')));
+      const acks = agent.drain().transmit;
+      expect(acks.length).toBe(20);
+      held = { views: acks, copies: acks.map((b) => Buffer.from(b)) };
+      for (const a of acks) client.receive(a, now);
+      now += 5;
+    }
+    expect(client.unacked).toBe(0);
+  });
+
+
   it('keeps a queued retransmission intact when its ack and new data arrive in the same turn', () => {
     const { client, agent } = connectedPair({ window: 4, reuseFrameBuffers: true });
     client.write(randomBytes(4096), 10);
