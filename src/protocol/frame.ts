@@ -119,6 +119,12 @@ const sha256Latin1: (data: Uint8Array) => string = oneShot
   ? (data) => oneShot('sha256', data, 'binary')
   : (data) => createHash('sha256').update(data).digest('binary');
 
+/** Whether the PayloadDigest field (bytes 80..111) holds `digest`, one latin1 char per byte. */
+function digestFieldIs(buf: Buffer, digest: string): boolean {
+  for (let i = 0; i < 32; i++) if (buf[80 + i] !== digest.charCodeAt(i)) return false;
+  return true;
+}
+
 // Random MessageIds for frames we send: 16 bytes from a pool, with the v4 bits set.
 // The text form is never needed for our own frames.
 const idPool = Buffer.allocUnsafe(16 * 256);
@@ -250,7 +256,7 @@ export function decodeFrame(buf: Buffer): Result<Frame> {
   const flagsHigh = buf.readUInt32BE(56);
   const flagsLow = buf.readUInt32BE(60);
   if (!lenient && (payload.length !== 0 || payloadLength !== 0)) {
-    if (sha256Latin1(payload) !== buf.toString('latin1', 80, 112)) return fail('payloadDigest', 'does not match the SHA-256 of the payload');
+    if (!digestFieldIs(buf, sha256Latin1(payload))) return fail('payloadDigest', 'does not match the SHA-256 of the payload');
   }
   return ok(
     new DecodedFrame(
