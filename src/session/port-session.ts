@@ -65,6 +65,12 @@ interface Outcome {
 }
 
 const HEAP_CHECK_EVERY = 1024 * 1024;
+/**
+ * Output waiting for ssh beyond which the websocket is no longer read. Pausing at
+ * stdout's own 16 KiB mark stopped and restarted the socket on almost every batch
+ * of frames while ssh was keeping up.
+ */
+const STDOUT_PAUSE_BYTES = 256 * 1024;
 
 export class PortSession {
   private readonly channel: ReliableChannel;
@@ -129,6 +135,7 @@ export class PortSession {
     });
     this.link.on('down', (why) => void this.onDown(why));
     this.o.stdout.on('drain', () => {
+      if (!this.stdoutBlocked) return;
       this.stdoutBlocked = false;
       this.link.resumeReading();
     });
@@ -192,11 +199,12 @@ export class PortSession {
     if (out.deliver.length > 0) corkUntilNextTick(this.o.stdout);
     for (const b of out.deliver) {
       this.stats.bytesIn += b.length;
-      if (!this.finished && !this.o.stdout.write(b)) {
-        // ssh is not keeping up: stop reading the websocket until stdout drains.
-        this.stdoutBlocked = true;
-        this.link.pauseReading();
-      }
+      if (!this.finished) this.o.stdout.write(b);
+    }
+    if (!this.stdoutBlocked && !this.finished && this.o.stdout.writableLength > STDOUT_PAUSE_BYTES) {
+      // ssh is not keeping up: stop reading the websocket until stdout drains.
+      this.stdoutBlocked = true;
+      this.link.pauseReading();
     }
     for (const e of out.events) this.onEvent(e);
     const moved = this.stats.bytesIn + this.stats.bytesOut;
