@@ -8,7 +8,7 @@ import {
   MessageType,
   PayloadType,
 } from '../protocol/constants.ts';
-import { decodeFrame, encodeAckFrame, encodeFrame, type Frame } from '../protocol/frame.ts';
+import { ackSequenceOf, decodeFrame, encodeAckFrame, encodeFrame, type Frame } from '../protocol/frame.ts';
 import {
   encodeAck,
   encodeFlag,
@@ -276,6 +276,16 @@ export class ReliableChannel {
 
   /** Processes one websocket message. */
   receive(message: Buffer, now: number): void {
+    const acked = ackSequenceOf(message);
+    if (acked >= 0) {
+      // The common case, read without building a Frame: what receiveFrame() does for an ack.
+      this.sender.advance(now);
+      this.stats.framesReceived++;
+      this.ackReceived(acked, now);
+      if (this.ready) this.sender.pump(now);
+      this.checkDrain();
+      return;
+    }
     const r = decodeFrame(message);
     if (!r.ok) {
       this.stats.framesReceived++;
@@ -373,8 +383,11 @@ export class ReliableChannel {
       this.anomaly('bad-ack', describeError(a.error), a.error);
       return;
     }
+    this.ackReceived(a.value, now);
+  }
+
+  private ackReceived(seq: number, now: number): void {
     this.unpause(now, false);
-    const seq = a.value;
     if (!this.sender.onAck(seq, now)) this.anomaly('ack-unknown-seq', `ack for seq ${seq}, but only ${this.sender.nextSeq} frames were ever sent`);
   }
 

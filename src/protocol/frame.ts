@@ -9,7 +9,7 @@ import {
   SCHEMA_VERSION,
 } from './constants.ts';
 import { fail, ok, type Result } from './result.ts';
-import { ACK_TEXT } from './payloads.ts';
+import { ACK_TEXT, canonicalAckSequence } from './payloads.ts';
 import { readMessageId, writeMessageId, writeMessageIdText } from './uuid.ts';
 
 export interface FrameFields {
@@ -159,7 +159,8 @@ const SMALL_FLAGS = [0n, 1n, 2n, 3n];
  */
 export function encodeFrame(f: FrameFields, into?: Buffer): Buffer {
   const n = f.payload.length;
-  const buf = into !== undefined && into.length >= PAYLOAD_OFFSET + n ? into.subarray(0, PAYLOAD_OFFSET + n) : Buffer.allocUnsafe(PAYLOAD_OFFSET + n);
+  const size = PAYLOAD_OFFSET + n;
+  const buf = into === undefined || into.length < size ? Buffer.allocUnsafe(size) : into.length === size ? into : into.subarray(0, size);
   const prefix = f.schemaVersion === undefined || f.schemaVersion === SCHEMA_VERSION ? commonPrefix(f.messageType) : undefined;
   if (prefix) buf.set(prefix, 0);
   else {
@@ -274,6 +275,22 @@ export function decodeFrame(buf: Buffer): Result<Frame> {
       warnings ?? NO_WARNINGS,
     ),
   );
+}
+
+/**
+ * The acknowledged sequence number when `buf` is an ack frame that decodeFrame would
+ * accept without a warning and whose payload is in the canonical form; -1 otherwise
+ * (then decodeFrame and the full parsers decide). One ack arrives per data frame
+ * sent, so this reads it without building a Frame.
+ */
+export function ackSequenceOf(buf: Buffer): number {
+  if (buf.length <= PAYLOAD_OFFSET || buf.readUInt32BE(0) !== HEADER_LENGTH || !typeFieldIs(buf, ACK_PREFIX) || buf.readUInt32BE(36) !== SCHEMA_VERSION) return -1;
+  if (buf.readUInt32BE(40) === 0 && buf.readUInt32BE(44) === 0) return -1; // CreatedDate 0: decodeFrame's error
+  if (buf.readUInt32BE(48) > 0x1fffff) return -1; // its own sequence number, negative or past 2^53
+  if (buf.readUInt32BE(116) !== buf.length - PAYLOAD_OFFSET) return -1;
+  const seq = canonicalAckSequence(buf, PAYLOAD_OFFSET, buf.length);
+  if (seq < 0 || !digestFieldIs(buf, sha256Latin1(buf.subarray(PAYLOAD_OFFSET)))) return -1;
+  return seq;
 }
 
 // ---- acknowledge frames, written byte by byte ----

@@ -64,47 +64,51 @@ const P2 = Buffer.from(ACK_TEXT.beforeId, 'latin1');
 const P3 = Buffer.from(ACK_TEXT.beforeSequence, 'latin1');
 const P4 = Buffer.from(ACK_TEXT.beforeSequential, 'latin1');
 
-function matchAt(b: Uint8Array, at: number, lit: Buffer): boolean {
-  if (at + lit.length > b.length) return false;
+function matchAt(b: Uint8Array, at: number, end: number, lit: Buffer): boolean {
+  if (at + lit.length > end) return false;
   for (let i = 0; i < lit.length; i++) if (b[at + i] !== lit[i]) return false;
   return true;
 }
 
 /**
+ * The sequence number of an ack payload in `b[start, end)` written in the canonical
+ * form (the one both reference implementations emit), read straight from the bytes;
+ * -1 for any other form.
+ */
+export function canonicalAckSequence(b: Uint8Array, start: number, end: number): number {
+  let i = start + P1.length;
+  if (!matchAt(b, start, end, P1)) return -1;
+  while (i < end && ((b[i] >= 0x61 && b[i] <= 0x7a) || b[i] === 0x5f)) i++;
+  if (!matchAt(b, i, end, P2)) return -1;
+  i += P2.length;
+  const idEnd = i + 36;
+  for (; i < idEnd && i < end; i++) {
+    const c = b[i];
+    if (!((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66) || c === 0x2d)) break;
+  }
+  if (i !== idEnd || !matchAt(b, i, end, P3)) return -1;
+  i += P3.length;
+  const digitsStart = i;
+  let seq = 0;
+  while (i < end && b[i] >= 0x30 && b[i] <= 0x39 && i - digitsStart < 15) seq = seq * 10 + (b[i++] - 0x30);
+  const digits = i - digitsStart;
+  if (digits === 0 || (digits > 1 && b[digitsStart] === 0x30) || !matchAt(b, i, end, P4)) return -1;
+  i += P4.length;
+  const rest = end - i;
+  // "true}" or "false}"
+  if (rest === 5 && b[i] === 0x74 && b[i + 1] === 0x72 && b[i + 2] === 0x75 && b[i + 3] === 0x65 && b[i + 4] === 0x7d) return seq;
+  if (rest === 6 && b[i] === 0x66 && b[i + 1] === 0x61 && b[i + 2] === 0x6c && b[i + 3] === 0x73 && b[i + 4] === 0x65 && b[i + 5] === 0x7d) return seq;
+  return -1;
+}
+
+/**
  * The acknowledged sequence number, which is all the reliable channel needs from
- * an ack. Reads the canonical form straight from the bytes (one ack arrives per
- * data frame sent); anything else goes through the full parser.
+ * an ack: the canonical form straight from the bytes (one ack arrives per data frame
+ * sent); anything else goes through the full parser.
  */
 export function parseAckSequence(payload: Uint8Array): Result<number> {
-  let i = P1.length;
-  if (matchAt(payload, 0, P1)) {
-    while (i < payload.length && ((payload[i] >= 0x61 && payload[i] <= 0x7a) || payload[i] === 0x5f)) i++;
-    if (matchAt(payload, i, P2)) {
-      i += P2.length;
-      const idEnd = i + 36;
-      for (; i < idEnd && i < payload.length; i++) {
-        const c = payload[i];
-        if (!((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66) || c === 0x2d)) break;
-      }
-      if (i === idEnd && matchAt(payload, i, P3)) {
-        i += P3.length;
-        const start = i;
-        let seq = 0;
-        while (i < payload.length && payload[i] >= 0x30 && payload[i] <= 0x39 && i - start < 15) seq = seq * 10 + (payload[i++] - 0x30);
-        const digits = i - start;
-        const canonicalNumber = digits > 0 && !(digits > 1 && payload[start] === 0x30);
-        if (canonicalNumber && matchAt(payload, i, P4)) {
-          i += P4.length;
-          const rest = payload.length - i;
-          // "true}" or "false}"
-          if ((rest === 5 && payload[i] === 0x74 && payload[i + 1] === 0x72 && payload[i + 2] === 0x75 && payload[i + 3] === 0x65 && payload[i + 4] === 0x7d) ||
-            (rest === 6 && payload[i] === 0x66 && payload[i + 1] === 0x61 && payload[i + 2] === 0x6c && payload[i + 3] === 0x73 && payload[i + 4] === 0x65 && payload[i + 5] === 0x7d)) {
-            return ok(seq);
-          }
-        }
-      }
-    }
-  }
+  const seq = canonicalAckSequence(payload, 0, payload.length);
+  if (seq >= 0) return ok(seq);
   const full = parseAck(payload);
   return full.ok ? ok(full.value.acknowledgedSequenceNumber) : full;
 }
