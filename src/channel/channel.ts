@@ -8,7 +8,7 @@ import {
   MessageType,
   PayloadType,
 } from '../protocol/constants.ts';
-import { ackSequenceOf, decodeFrame, encodeAckFrame, encodeFrame, type Frame } from '../protocol/frame.ts';
+import { ackSequenceOf, decodeFrame, encodeAckFrame, encodeFrame, type Frame, type FrameFields } from '../protocol/frame.ts';
 import {
   encodeAck,
   encodeFlag,
@@ -32,6 +32,8 @@ import { describeError, type ProtocolError } from '../protocol/result.ts';
 import { REFERENCE_RTO, RtoEstimator, type RtoConfig } from './rto.ts';
 import { FlipArena } from './frame-slots.ts';
 import { Sender, type RetransmitPolicy } from './sender.ts';
+
+const EMPTY = Buffer.alloc(0);
 
 export type Role = 'client' | 'agent';
 
@@ -116,6 +118,7 @@ export class ReliableChannel {
   private readonly wall: () => number;
   /** Injected MessageId source (tests); by default the encoder draws random ids. */
   private readonly uuid: (() => string) | undefined;
+  private readonly streamFields: FrameFields;
   private readonly outType: string;
   private readonly inType: string;
   private readonly incomingLimit: number;
@@ -144,6 +147,7 @@ export class ReliableChannel {
     this.wall = cfg.wallClock ?? Date.now;
     this.uuid = cfg.randomUUID;
     this.outType = cfg.role === 'client' ? MessageType.InputStreamData : MessageType.OutputStreamData;
+    this.streamFields = { messageType: this.outType, createdDate: 0, sequenceNumber: 0, flags: 0, messageId: undefined, payloadType: 0, payload: EMPTY };
     this.inType = cfg.role === 'client' ? MessageType.OutputStreamData : MessageType.InputStreamData;
     this.incomingLimit = cfg.incomingLimit ?? (cfg.role === 'client' ? 10_000 : 100_000);
     this.incomingByteLimit = cfg.incomingByteLimit ?? 16 * 1024 * 1024;
@@ -353,8 +357,17 @@ export class ReliableChannel {
   }
 
   private buildStreamFrame(seq: number, payloadType: number, payload: Buffer, into?: Buffer): Buffer {
-    const flags = this.role === 'agent' && seq === 0 ? 1 : 0; // SYN on the agent's first frame (§4.7)
-    return encodeFrame({ messageType: this.outType, createdDate: this.wall(), sequenceNumber: seq, flags, messageId: this.uuid?.(), payloadType, payload }, into);
+    // One fields object, refilled for every frame (encodeFrame keeps no reference to it).
+    const f = this.streamFields;
+    f.createdDate = this.wall();
+    f.sequenceNumber = seq;
+    f.flags = this.role === 'agent' && seq === 0 ? 1 : 0; // SYN on the agent's first frame (§4.7)
+    f.messageId = this.uuid?.();
+    f.payloadType = payloadType;
+    f.payload = payload;
+    const frame = encodeFrame(f, into);
+    f.payload = EMPTY;
+    return frame;
   }
 
   private sendAck(f: Frame): void {
