@@ -5,6 +5,7 @@ import { PAYLOAD_OFFSET } from '../protocol/constants.ts';
 import { ByteQueue } from './byte-queue.ts';
 import { FrameSlots } from './frame-slots.ts';
 import { RtoEstimator } from './rto.ts';
+import { SeqRing } from './seq-ring.ts';
 import { TokenBucket } from './token-bucket.ts';
 
 export type RetransmitPolicy =
@@ -44,16 +45,21 @@ interface OutEntry {
   sendIndex: number;
 }
 
+const EMPTY_FRAME = Buffer.alloc(0);
+const MAX_SPARE_ENTRIES = 1024;
+
 /** Builds a frame; into `into` when given (see encodeFrame). */
 export type FrameBuilder = (seq: number, payloadType: number, payload: Buffer, into?: Buffer) => Buffer;
 
 export class Sender {
   nextSeq = 0;
-  readonly inflight = new Map<number, OutEntry>();
+  readonly inflight = new SeqRing<OutEntry>();
   dataInflight = 0;
   /** Highest number of unacked data frames ever held; tests check it against the window. */
   maxDataInflight = 0;
   private readonly pending = new ByteQueue();
+  /** Acked entries kept for reuse: one object per frame sent was most of the sender's garbage. */
+  private readonly spareEntries: OutEntry[] = [];
   private readonly slots: FrameSlots | undefined;
   connected: boolean;
   paused = false;
@@ -115,7 +121,7 @@ export class Sender {
   sendControl(payloadType: number, payload: Buffer, now: number): number {
     const seq = this.nextSeq++;
     const entry = this.newEntry(seq, this.build(seq, payloadType, payload), undefined, false, now);
-    this.inflight.set(seq, entry);
+    this.inflight.add(seq, entry);
     if (this.canTransmit) {
       this.bucket.tryTake(now); // counts against the budget, but is never delayed by it
       this.sendEntry(entry, now);
@@ -124,7 +130,21 @@ export class Sender {
   }
 
   private newEntry(seq: number, frame: Buffer, slot: Buffer | undefined, isData: boolean, now: number): OutEntry {
-    return { seq, frame, slot, isData, firstSent: now, lastSent: now, deadline: now, attempts: 0, everSent: false, retransmitted: false, activeAtFirstSend: this.activeMs, sendIndex: -1 };
+    const e = this.spareEntries.pop();
+    if (e === undefined) return { seq, frame, slot, isData, firstSent: now, lastSent: now, deadline: now, attempts: 0, everSent: false, retransmitted: false, activeAtFirstSend: this.activeMs, sendIndex: -1 };
+    e.seq = seq;
+    e.frame = frame;
+    e.slot = slot;
+    e.isData = isData;
+    e.firstSent = now;
+    e.lastSent = now;
+    e.deadline = now;
+    e.attempts = 0;
+    e.everSent = false;
+    e.retransmitted = false;
+    e.activeAtFirstSend = this.activeMs;
+    e.sendIndex = -1;
+    return e;
   }
 
   private sendEntry(e: OutEntry, now: number): void {
@@ -162,7 +182,7 @@ export class Sender {
       const seq = this.nextSeq++;
       const slot = this.slots?.acquire();
       const entry = this.newEntry(seq, this.build(seq, this.dataPayloadType, payload, slot), slot, true, now);
-      this.inflight.set(seq, entry);
+      this.inflight.add(seq, entry);
       this.dataInflight++;
       if (this.dataInflight > this.maxDataInflight) this.maxDataInflight = this.dataInflight;
       this.sendEntry(entry, now);
@@ -179,6 +199,10 @@ export class Sender {
     if (e.sendIndex > this.ackedSendIndex) this.ackedSendIndex = e.sendIndex;
     // Karn's rule: a retransmitted frame's ack cannot tell which copy it answers.
     if (e.everSent && !e.retransmitted) this.rto.sample(Math.max(0, now - e.firstSent));
+    // Nothing else holds an entry once it has left `inflight`: the next frame reuses it.
+    e.frame = EMPTY_FRAME;
+    e.slot = undefined;
+    if (this.spareEntries.length < MAX_SPARE_ENTRIES) this.spareEntries.push(e);
     return true;
   }
 
@@ -202,18 +226,18 @@ export class Sender {
     if (this.cfg.retransmitPolicy === 'oldest-only') {
       if (now - this.lastScan < this.cfg.scanIntervalMs) return;
       this.lastScan = now;
-      const oldest = this.inflight.values().next().value as OutEntry;
+      const oldest = this.inflight.first()!;
       if (!oldest.everSent || now - oldest.lastSent > this.rto.rto) {
         if (this.bucket.tryTake(now)) this.sendEntry(oldest, now);
       }
     } else {
       let timedOut = false;
       let blocked = false;
-      let first = true;
-      for (const e of this.inflight.values()) {
-        const oldest = first;
-        first = false;
-        if (e.deadline > now || !this.eligible(e, oldest)) continue;
+      const ring = this.inflight;
+      const lowest = ring.lowest;
+      for (let s = lowest, end = ring.limit; s < end; s++) {
+        const e = ring.at(s);
+        if (e === undefined || e.deadline > now || !this.eligible(e, s === lowest)) continue;
         if (!this.bucket.tryTake(now)) {
           blocked = true;
           break;
@@ -229,7 +253,7 @@ export class Sender {
 
   private checkGiveUp(): void {
     if (this.gaveUp || this.cfg.giveUpMs <= 0) return;
-    const oldest = this.inflight.values().next().value as OutEntry | undefined;
+    const oldest = this.inflight.first();
     if (oldest && oldest.everSent && this.activeMs - oldest.activeAtFirstSend > this.cfg.giveUpMs) {
       this.gaveUp = true;
       this.onGiveUp(oldest.seq, this.activeMs - oldest.activeAtFirstSend);
@@ -248,7 +272,11 @@ export class Sender {
 
   /** After a reconnect or start_publication: everything unacked goes out again, in order (quirk Q2). */
   retransmitAll(now: number): void {
-    for (const e of this.inflight.values()) e.deadline = now;
+    const ring = this.inflight;
+    for (let s = ring.lowest, end = ring.limit; s < end; s++) {
+      const e = ring.at(s);
+      if (e !== undefined) e.deadline = now;
+    }
     if (this.cfg.retransmitPolicy === 'oldest-only') return; // the agent recovers one per scan
     // Keep sequence order on the wire: pump() sends nothing new until these are out.
     this.resendPending = this.inflight.size > 0;
@@ -258,8 +286,10 @@ export class Sender {
   /** Retransmits unacked data frames now, once: used when the peer has just become able to take them. */
   retransmitDataNow(now: number): void {
     if (!this.canTransmit) return;
-    for (const e of this.inflight.values()) {
-      if (!e.isData || !e.everSent || e.lastSent >= now) continue;
+    const ring = this.inflight;
+    for (let s = ring.lowest, end = ring.limit; s < end; s++) {
+      const e = ring.at(s);
+      if (e === undefined || !e.isData || !e.everSent || e.lastSent >= now) continue;
       if (!this.bucket.tryTake(now)) break;
       this.sendEntry(e, now);
     }
@@ -272,16 +302,17 @@ export class Sender {
     if (this.inflight.size > 0) {
       if (this.cfg.retransmitPolicy === 'oldest-only') t = this.lastScan + this.cfg.scanIntervalMs;
       else {
-        let first = true;
-        for (const e of this.inflight.values()) {
-          if (e.deadline < t && this.eligible(e, first)) t = e.deadline;
-          first = false;
+        const ring = this.inflight;
+        const lowest = ring.lowest;
+        for (let s = lowest, end = ring.limit; s < end; s++) {
+          const e = ring.at(s);
+          if (e !== undefined && e.deadline < t && this.eligible(e, s === lowest)) t = e.deadline;
         }
       }
       // A frame that is due waits for a token; do not report a deadline that has passed.
       if (t <= now) t = this.bucket.readyAt(now);
       if (this.cfg.giveUpMs > 0 && !this.gaveUp) {
-        const oldest = this.inflight.values().next().value as OutEntry;
+        const oldest = this.inflight.first()!;
         t = Math.min(t, now + Math.max(1, this.cfg.giveUpMs - (this.activeMs - oldest.activeAtFirstSend) + 1));
       }
     }
