@@ -112,23 +112,7 @@ export class WebSocketLink extends EventEmitter<LinkEvents> {
     const heard = () => {
       this.lastHeard = Date.now();
     };
-    const receiver = new WsReceiver(
-      {
-        message: (data) => {
-          this.lastHeard = Date.now();
-          this.emit('message', data);
-        },
-        ping: (data) => {
-          heard();
-          if (ws.readyState === WebSocket.OPEN) ws.pong(data);
-        },
-        pong: heard,
-        close: (code, reason) => this.down(`websocket closed (code ${code}${reason ? `, ${reason}` : ''})`, code),
-        error: (message, closeCode) => this.down(`websocket error: ${message}`, closeCode),
-      },
-      MAX_MESSAGE,
-    );
-    this.ownReceiver = !this.opts.wsReceiver && interceptReceiver(ws, (chunk) => receiver.push(chunk));
+    this.ownReceiver = !this.opts.wsReceiver && interceptReceiver(ws, this.receiverFor(ws, heard));
     if (!this.ownReceiver) {
       ws.on('message', (data: Buffer) => {
         this.lastHeard = Date.now();
@@ -149,6 +133,27 @@ export class WebSocketLink extends EventEmitter<LinkEvents> {
       if (ws.readyState === WebSocket.OPEN) ws.ping(Buffer.from('keepalive'));
     }, this.pingIntervalMs);
     this.pingTimer.unref();
+  }
+
+  /** Our parser for what `ws` reads: its push(), for interceptReceiver. */
+  private receiverFor(ws: WebSocket, heard: () => void): (chunk: Buffer) => void {
+    const receiver = new WsReceiver(
+      {
+        message: (data) => {
+          this.lastHeard = Date.now();
+          this.emit('message', data);
+        },
+        ping: (data) => {
+          heard();
+          if (ws.readyState === WebSocket.OPEN) ws.pong(data);
+        },
+        pong: heard,
+        close: (code, reason) => this.down(`websocket closed (code ${code}${reason ? `, ${reason}` : ''})`, code),
+        error: (message, closeCode) => this.down(`websocket error: ${message}`, closeCode),
+      },
+      MAX_MESSAGE,
+    );
+    return (chunk) => receiver.push(chunk);
   }
 
   /** With `closeCode`, answers the server's close frame (or closes for its protocol error) before closing the socket. */
