@@ -1072,6 +1072,36 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   });
 }
 
+// How fast the machine is right now, independent of ssm-proxy: these shared machines
+// drift by half or more between runs minutes apart, and start-up, connect and CPU
+// move with them. A fresh node with a minimal environment: its start-up (median of
+// 5), and the CPU of a fixed workload like the proxy's (1 KiB SHA-256s, small buffers
+// and objects).
+const CALIBRATION_WORK = `const c = require('node:crypto'); const b = Buffer.alloc(1024, 1); const t = process.cpuUsage();
+let n = 0; for (let i = 0; i < 150000; i++) { n += c.hash('sha256', b, 'binary').length; n += Buffer.from(b.subarray(i & 511, 600)).length; n += JSON.stringify({ i, s: 'x' }).length; }
+const u = process.cpuUsage(t); process.stdout.write(String(Math.round((u.user + u.system) / 1000)) + ' ' + n);`;
+
+interface Calibration {
+  nodeStartMs: number;
+  workCpuMs: number;
+}
+
+function calibrate(): Calibration {
+  const env = { PATH: process.env.PATH };
+  const starts: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const t = performance.now();
+    spawnSync(process.execPath, ['-e', '0'], { env });
+    starts.push(performance.now() - t);
+  }
+  const r = spawnSync(process.execPath, ['-e', CALIBRATION_WORK], { env, encoding: 'utf8' });
+  return { nodeStartMs: stat(starts)!.median, workCpuMs: Number(r.stdout.split(' ')[0]) };
+}
+
+function fmtCalibration(c: Calibration): string {
+  return `node start ${c.nodeStartMs.toFixed(0)} ms, fixed workload ${Number.isFinite(c.workCpuMs) ? c.workCpuMs.toFixed(0) : 'n/a'} ms CPU`;
+}
+
 async function main(): Promise<number> {
   tmp = mkdtempSync(join(tmpdir(), 'ssm-proxy-bench-'));
   const git = gitInfo();
@@ -1083,6 +1113,7 @@ async function main(): Promise<number> {
     cpuModel: cpuModel(),
     nproc: cpus().length,
     loadavgStart: loadavg(),
+    calibrationStart: calibrate(),
     commit: git.commit,
     srcDirty: git.dirty,
     plan: PLAN,
@@ -1115,6 +1146,7 @@ async function main(): Promise<number> {
 
   computeTargets();
   meta.loadavgEnd = loadavg();
+  meta.calibrationEnd = calibrate();
   meta.durationS = Math.round((performance.now() - benchStart) / 1000);
 
   const tables: Table[] = [];
@@ -1133,6 +1165,7 @@ async function main(): Promise<number> {
     `ssm-proxy bench (${meta.mode}) ${meta.date}`,
     `node ${meta.node}, ${meta.cpuModel}, nproc ${meta.nproc}, load ${(meta.loadavgStart as number[]).map((x) => x.toFixed(2)).join(' ')} → ${(meta.loadavgEnd as number[]).map((x) => x.toFixed(2)).join(' ')}`,
     `commit ${git.commit ?? 'n/a'}${git.dirty ? ' (src/ modified)' : ''}, bundle ${distHash}, ${meta.openssh}, ${meta.durationS} s`,
+    `machine speed at the start: ${fmtCalibration(meta.calibrationStart as Calibration)}; at the end: ${fmtCalibration(meta.calibrationEnd as Calibration)} (lower is faster; compare runs by these)`,
     'loopback only; shared, noisy machine: read ratios, not absolute times',
     ...notes,
   ];
