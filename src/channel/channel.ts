@@ -282,12 +282,10 @@ export class ReliableChannel {
   receive(message: Buffer, now: number): void {
     const acked = ackSequenceOf(message);
     if (acked >= 0) {
-      // The common case, read without building a Frame: what receiveFrame() does for an ack.
-      this.sender.advance(now);
-      this.stats.framesReceived++;
+      // The common case, read without building a Frame: receiveFrame()'s ack case.
+      this.beginInput(now);
       this.ackReceived(acked, now);
-      if (this.ready) this.sender.pump(now);
-      this.checkDrain();
+      this.endInput(now);
       return;
     }
     const r = decodeFrame(message);
@@ -302,8 +300,7 @@ export class ReliableChannel {
 
   /** Processes a frame its caller has already decoded (and so validated). */
   receiveFrame(f: Frame, now: number): void {
-    this.sender.advance(now);
-    this.stats.framesReceived++;
+    this.beginInput(now);
     if (f.warnings.length > 0) this.anomaly('frame-warning', f.warnings.join(','));
     switch (f.messageType) {
       case MessageType.Acknowledge:
@@ -331,11 +328,22 @@ export class ReliableChannel {
       default:
         this.anomaly('unknown-type', `ignored message type ${JSON.stringify(f.messageType)}`);
     }
-    if (this.ready) this.sender.pump(now);
-    this.checkDrain();
+    this.endInput(now);
   }
 
   // ---- internals ----
+
+  /** Every accepted frame, before it is handled. */
+  private beginInput(now: number): void {
+    this.sender.advance(now);
+    this.stats.framesReceived++;
+  }
+
+  /** Every accepted frame, after it is handled: what it freed up may go out. */
+  private endInput(now: number): void {
+    if (this.ready) this.sender.pump(now);
+    this.checkDrain();
+  }
 
   private unpause(now: number, explicit: boolean): void {
     if (!this.sender.paused) return;
