@@ -48,6 +48,10 @@ interface OutEntry {
 const EMPTY_FRAME = Buffer.alloc(0);
 const MAX_SPARE_ENTRIES = 1024;
 
+function blankEntry(): OutEntry {
+  return { seq: 0, frame: EMPTY_FRAME, slot: undefined, isData: false, firstSent: 0, lastSent: 0, deadline: 0, attempts: 0, everSent: false, retransmitted: false, activeAtFirstSend: 0, sendIndex: -1 };
+}
+
 /** Builds a frame; into `into` when given (see encodeFrame). */
 export type FrameBuilder = (seq: number, payloadType: number, payload: Buffer, into?: Buffer) => Buffer;
 
@@ -130,8 +134,7 @@ export class Sender {
   }
 
   private newEntry(seq: number, frame: Buffer, slot: Buffer | undefined, isData: boolean, now: number): OutEntry {
-    const e = this.spareEntries.pop();
-    if (e === undefined) return { seq, frame, slot, isData, firstSent: now, lastSent: now, deadline: now, attempts: 0, everSent: false, retransmitted: false, activeAtFirstSend: this.activeMs, sendIndex: -1 };
+    const e = this.spareEntries.pop() ?? blankEntry();
     e.seq = seq;
     e.frame = frame;
     e.slot = slot;
