@@ -112,12 +112,13 @@ export class WebSocketLink extends EventEmitter<LinkEvents> {
     const heard = () => {
       this.lastHeard = Date.now();
     };
-    this.ownReceiver = !this.opts.wsReceiver && interceptReceiver(ws, this.receiverFor(ws, heard));
+    const message = (data: Buffer) => {
+      this.lastHeard = Date.now();
+      this.emit('message', data);
+    };
+    this.ownReceiver = !this.opts.wsReceiver && interceptReceiver(ws, this.receiverFor(ws, heard, message));
     if (!this.ownReceiver) {
-      ws.on('message', (data: Buffer) => {
-        this.lastHeard = Date.now();
-        this.emit('message', data);
-      });
+      ws.on('message', message);
       ws.on('pong', heard);
       ws.on('ping', heard);
     }
@@ -136,13 +137,10 @@ export class WebSocketLink extends EventEmitter<LinkEvents> {
   }
 
   /** Our parser for what `ws` reads: its push(), for interceptReceiver. */
-  private receiverFor(ws: WebSocket, heard: () => void): (chunk: Buffer) => void {
+  private receiverFor(ws: WebSocket, heard: () => void, message: (data: Buffer) => void): (chunk: Buffer) => void {
     const receiver = new WsReceiver(
       {
-        message: (data) => {
-          this.lastHeard = Date.now();
-          this.emit('message', data);
-        },
+        message,
         ping: (data) => {
           heard();
           if (ws.readyState === WebSocket.OPEN) ws.pong(data);
