@@ -455,12 +455,15 @@ interface StartupRecord {
 }
 
 const startupRuns: StartupRecord[] = [];
+/** The same with SSM_PROXY_CODE_CACHE=off: the first connection after an install or upgrade. */
+const coldStartupRuns: StartupRecord[] = [];
 
-async function startupRun(iter: number): Promise<StartupRecord> {
+async function startupRun(iter: number, codeCache = true): Promise<StartupRecord> {
   const rec: StartupRecord = { iter, ok: false };
   const sim = await startSimulator({ profile: 'service', targets: { [TARGET]: { port: sshd!.port } } });
   try {
     const env = proxyEnv(sim);
+    if (!codeCache) env.SSM_PROXY_CODE_CACHE = 'off';
     let first: number | undefined;
     let head = '';
     let stderr = '';
@@ -507,20 +510,22 @@ async function startupRun(iter: number): Promise<StartupRecord> {
   } finally {
     await Promise.race([sim.close(), sleep(5000)]);
   }
-  log(`connect #${iter} start-up: ${rec.ok ? `StartSession after ${fmtNum(rec.startSessionMs, 0)} ms, first byte after ${fmtNum(rec.firstByteMs, 0)} ms` : `FAILED: ${rec.failure}`}`);
-  startupRuns.push(rec);
+  log(`connect #${iter} start-up${codeCache ? '' : ' without code cache'}: ${rec.ok ? `StartSession after ${fmtNum(rec.startSessionMs, 0)} ms, first byte after ${fmtNum(rec.firstByteMs, 0)} ms` : `FAILED: ${rec.failure}`}`);
+  (codeCache ? startupRuns : coldStartupRuns).push(rec);
   return rec;
 }
 
 async function sectionConnect(): Promise<void> {
   log(`connect: ${PLAN.connectRuns} interleaved runs of ssh host true (service profile), direct ssh, and the proxy's start-up`);
-  // Warm-up, not recorded: page cache for node, the bundle, ssh and sshd.
+  // Warm-up, not recorded: page cache for node, the bundle, ssh and sshd; and the proxy's
+  // code cache (HOME is the sshd folder), which every later proxied run uses.
   await runOp('connect', 'ssh-true', 'proxy', 'service', 0, 0, '').then(() => allRuns.pop());
   await runOp('connect', 'ssh-true', 'direct', 'service', 0, 0, '').then(() => allRuns.pop());
   for (let i = 1; i <= PLAN.connectRuns && !overCap(); i++) {
     await runOp('connect', 'ssh-true', 'proxy', 'service', i, 0, '');
     await runOp('connect', 'ssh-true', 'direct', 'service', i, 0, '');
     await startupRun(i);
+    await startupRun(i, false);
   }
 }
 
@@ -886,6 +891,10 @@ function connectTable(): Table {
   const failedStart = startupRuns.length - okStart.length;
   const ss = stat(okStart.map((r) => r.startSessionMs ?? NaN));
   const fb = stat(okStart.map((r) => r.firstByteMs ?? NaN));
+  const okCold = coldStartupRuns.filter((r) => r.ok);
+  const coldFailed = coldStartupRuns.length - okCold.length;
+  const coldSs = stat(okCold.map((r) => r.startSessionMs ?? NaN));
+  const coldFb = stat(okCold.map((r) => r.firstByteMs ?? NaN));
   const overhead = p.wallMs && d.wallMs ? p.wallMs.median - d.wallMs.median : null;
   const pairs = allRuns.filter((r) => r.section === 'connect' && r.path === 'proxy' && r.ok).flatMap((r) => {
     const dd = allRuns.find((x) => x.section === 'connect' && x.path === 'direct' && x.iter === r.iter && x.ok);
@@ -897,16 +906,19 @@ function connectTable(): Table {
     ['overhead: median(proxy) − median(direct)', overhead === null ? 'n/a' : `+${overhead.toFixed(0)} ms (×${(p.wallMs!.median / d.wallMs!.median).toFixed(2)}); per-pair ${fmtStat(stat(pairs), 0, 'ms')}`, `≤ +${TARGETS.connectOverheadMs} ms`, verdictFor('ssh host true overhead')],
     ['ssm-proxy start-up: spawn → StartSession received', failedStart > 0 ? `FAILED ${failedStart}/${startupRuns.length}` : fmtStat(ss, 0, 'ms'), `< ${TARGETS.startupMs} ms`, verdictFor('ssm-proxy start-up')],
     ['spawn → first stdout byte (SSH banner)', fmtStat(fb, 0, 'ms'), '', ''],
+    ['the same two without code cache (first connection after install)', coldFailed > 0 ? `FAILED ${coldFailed}/${coldStartupRuns.length}` : `${fmtStat(coldSs, 0, 'ms')}; ${fmtStat(coldFb, 0, 'ms')}`, '', ''],
     ['ssm-proxy CPU per ssh host true', fmtStat(p.cpuS, 3, 's'), '', ''],
     ['ssm-proxy peak RSS (ssh host true)', fmtStat(p.maxRssMiB, 1, 'MiB'), '', ''],
-    ['violations / pauses / retransmissions (client/agent)', `${p.violations + startupRuns.reduce((a, r) => a + (r.sim?.totalViolations ?? 0), 0)} / ${p.pausesSent} / ${p.retransmissionsSeen}/${p.agentRetransmissions}`, '0 violations', ''],
+    ['violations / pauses / retransmissions (client/agent)', `${p.violations + [...startupRuns, ...coldStartupRuns].reduce((a, r) => a + (r.sim?.totalViolations ?? 0), 0)} / ${p.pausesSent} / ${p.retransmissionsSeen}/${p.agentRetransmissions}`, '0 violations', ''],
   ];
   const tableNotes = [
     `${p.runs} interleaved runs (proxy, direct, start-up); simulator profile "service", proxy defaults; each proxied run has its own fresh simulator`,
     'start-up: ssm-proxy spawned by the bench (not ssh): Date.now() just before spawn vs the simulator\'s arrival time of the StartSession request (FakeSsmApi.calls[].at, Date.now, same machine); first byte: performance.now() at spawn and at the first stdout chunk',
+    'code cache: the warm-up connection writes it (src/loader); every measured run uses it but the "without code cache" ones (SSM_PROXY_CODE_CACHE=off)',
     ...p.failures.map((f) => `proxy FAILED run ${f}`),
     ...d.failures.map((f) => `direct FAILED run ${f}`),
     ...startupRuns.filter((r) => !r.ok).map((r) => `start-up FAILED run #${r.iter}: ${r.failure}`),
+    ...coldStartupRuns.filter((r) => !r.ok).map((r) => `start-up without code cache FAILED run #${r.iter}: ${r.failure}`),
   ];
   return { title: 'connect', head: ['metric', 'median [min–max]', 'target', 'result'], rows, notes: tableNotes };
 }
@@ -999,9 +1011,9 @@ function computeTargets(): void {
     const ok = stallRuns.filter((r) => r.ok);
     judge('stalled-consumer growth', ok.length ? Math.max(...ok.map((r) => r.growthMiB ?? NaN)) : null, (v) => v < TARGETS.stallGrowthMiB, (v) => `${v.toFixed(1)} MiB (max of ${ok.length})`, '< 16 MiB', stallRuns.length - ok.length);
   }
-  const viol = allRuns.reduce((a, r) => a + (r.sim?.totalViolations ?? 0), 0) + startupRuns.reduce((a, r) => a + (r.sim?.totalViolations ?? 0), 0) + stallRuns.reduce((a, r) => a + (r.sim?.totalViolations ?? 0), 0);
-  const simRuns = allRuns.filter((r) => r.sim).length + startupRuns.length + stallRuns.length;
-  const violRuns = [...allRuns, ...startupRuns, ...stallRuns].filter((r) => (r.sim?.totalViolations ?? 0) > 0).length;
+  const viol = allRuns.reduce((a, r) => a + (r.sim?.totalViolations ?? 0), 0) + [...startupRuns, ...coldStartupRuns].reduce((a, r) => a + (r.sim?.totalViolations ?? 0), 0) + stallRuns.reduce((a, r) => a + (r.sim?.totalViolations ?? 0), 0);
+  const simRuns = allRuns.filter((r) => r.sim).length + startupRuns.length + coldStartupRuns.length + stallRuns.length;
+  const violRuns = [...allRuns, ...startupRuns, ...coldStartupRuns, ...stallRuns].filter((r) => (r.sim?.totalViolations ?? 0) > 0).length;
   if (simRuns > 0) judge('simulator violations = 0', viol, (v) => v === 0, (v) => `${v} over ${simRuns} runs`, '0', violRuns);
 }
 
@@ -1178,7 +1190,7 @@ async function main(): Promise<number> {
   const results = {
     meta: { ...meta, notes },
     targets: targetRows,
-    connect: { runs: allRuns.filter((r) => r.section === 'connect'), startup: startupRuns, summary: { proxy: summarize('connect', 'ssh-true', 'proxy'), direct: summarize('connect', 'ssh-true', 'direct') } },
+    connect: { runs: allRuns.filter((r) => r.section === 'connect'), startup: startupRuns, startupWithoutCodeCache: coldStartupRuns, summary: { proxy: summarize('connect', 'ssh-true', 'proxy'), direct: summarize('connect', 'ssh-true', 'direct') } },
     unlimited: {
       sizeBytes: PLAN.unlimitedSize,
       runs: allRuns.filter((r) => r.section === 'unlimited'),
@@ -1195,7 +1207,7 @@ async function main(): Promise<number> {
   writeFileSync(join(REPO, 'bench', `${base}.json`), JSON.stringify(results, null, 2) + '\n');
   writeFileSync(join(REPO, 'bench', `${base}.md`), md + '\n');
   log(`wrote bench/${base}.json and bench/${base}.md`);
-  const failedRuns = allRuns.filter((r) => !r.ok).length + startupRuns.filter((r) => !r.ok).length + stallRuns.filter((r) => !r.ok).length;
+  const failedRuns = allRuns.filter((r) => !r.ok).length + [...startupRuns, ...coldStartupRuns].filter((r) => !r.ok).length + stallRuns.filter((r) => !r.ok).length;
   if (failedRuns > 0) log(`${failedRuns} run(s) FAILED (see the notes under the tables); exit status 1`);
   return failedRuns > 0 || targetRows.some((t) => t.result === 'FAILED') ? 1 : 0;
 }

@@ -1,16 +1,20 @@
-// Bundles the CLI into one ES module so `ssm-proxy` starts without resolving
-// hundreds of files from node_modules on every connection.
-import { build } from 'esbuild';
+// Builds dist/: the application as code-split CommonJS files (dist/app) and the small
+// loader that runs them through V8's code cache (dist/ssm-proxy.mjs, see src/loader).
+// One bundle instead of hundreds of files from node_modules on every connection.
+import { build, transform } from 'esbuild';
+import { createHash } from 'node:crypto';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, relative, resolve } from 'node:path';
 
-import { rmSync } from 'node:fs';
-
+const minify = !process.argv.includes('--no-minify'); // --no-minify keeps names readable in CPU profiles
 rmSync('dist', { recursive: true, force: true });
-await build({
+
+// 1. The application, code-split: the AWS SDK sits behind import(), so it is not even
+//    read for --help, --version or a usage error.
+const app = await build({
   entryPoints: { 'ssm-proxy': 'src/cli/main.ts' },
-  outdir: 'dist',
-  outExtension: { '.js': '.mjs' },
-  // The AWS SDK sits behind import(): in its own chunk it is not even parsed
-  // for --help, --version or a usage error.
+  outdir: 'dist/app',
+  outExtension: { '.js': '.cjs' },
   splitting: true,
   chunkNames: 'chunks/[name]-[hash]',
   bundle: true,
@@ -23,11 +27,43 @@ await build({
   platform: 'node',
   format: 'esm',
   target: 'node20',
-  // `node scripts/build.mjs --no-minify` keeps names readable in CPU profiles.
-  minify: !process.argv.includes('--no-minify'),
-  sourcemap: false,
+  minify,
   legalComments: 'none',
   logLevel: 'warning',
-  // Some AWS SDK dependencies are CommonJS and call require(); give the ESM bundle one.
-  banner: { js: "import { createRequire as __ssmCreateRequire } from 'node:module'; const require = __ssmCreateRequire(import.meta.url);" },
+  write: false,
+});
+
+// 2. Each file to CommonJS: Node 20 caches bytecode only for scripts compiled by
+//    vm.Script, not for ES modules. import() of a chunk becomes a require() the loader
+//    serves; import.meta.url becomes the loader's __ssmUrl.
+const id = createHash('sha256');
+for (const file of [...app.outputFiles].sort((a, b) => a.path.localeCompare(b.path))) {
+  const cjs = await transform(file.text, {
+    format: 'cjs',
+    target: 'node20',
+    supported: { 'dynamic-import': false },
+    define: { 'import.meta.url': '__ssmUrl' },
+    minify,
+    legalComments: 'none',
+    logLevel: 'warning',
+  });
+  mkdirSync(dirname(file.path), { recursive: true });
+  writeFileSync(file.path, cjs.code);
+  id.update(relative(resolve('dist/app'), file.path)).update('\0').update(cjs.code).update('\0');
+}
+
+// 3. The loader. The build id names the cache directory: V8 checks a cached script only
+//    against its source's length, so caches of another build must never be offered.
+await build({
+  entryPoints: { 'ssm-proxy': 'src/loader/entry.ts' },
+  outdir: 'dist',
+  outExtension: { '.js': '.mjs' },
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  minify,
+  legalComments: 'none',
+  logLevel: 'warning',
+  define: { __SSM_BUILD_ID__: JSON.stringify(id.digest('hex').slice(0, 16)) },
 });

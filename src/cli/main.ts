@@ -6,6 +6,7 @@ import { ExitCode, ProxyError, SIGNAL_EXIT_BASE, SIGNAL_NUMBERS } from './exit-c
 import { createLogger, formatErrorLine, type Logger } from './log.ts';
 import { startCpuProfile, stopCpuProfile } from './profile.ts';
 import { monotonicMs } from '../transport/clock.ts';
+import { codeCacheHandle } from '../loader/handle.ts';
 
 installWarningFilter();
 // Guard the SSH stream: anything a dependency prints with console.* goes to stderr.
@@ -45,7 +46,8 @@ async function run(options: ProxyOptions, logger: Logger): Promise<never> {
   // so V8 flags cannot be given at launch, but V8 consults this one each time it
   // considers growing. Set before the SDK loads, so that start-up does not grow it
   // either: peak RSS 63 MB against 65-66 MB when set after StartSession, for ~10 ms
-  // more start-up (more scavenges while the SDK loads).
+  // more start-up (more scavenges while the SDK loads). The loader sets it before it
+  // compiles anything (cached bytecode must match the flags); this covers runs without it.
   (await import('node:v8')).setFlagsFromString('--semi-space-growth-factor=1');
   const { createSsmApi } = await import('../aws/ssm.ts');
   const api = await createSsmApi({ region: options.region, profile: options.profile, endpointUrl: options.endpointUrl, logger, caBundle: options.caBundle });
@@ -74,9 +76,13 @@ async function run(options: ProxyOptions, logger: Logger): Promise<never> {
   });
   onSignal = (name) => session.signal(name);
   const outcome = await session.run();
+  // A session that worked has compiled what the next one needs: keep it for the next start.
+  const codeCache = codeCacheHandle();
+  if (outcome.code === ExitCode.Ok) codeCache?.save();
   const s = session.stats;
   const cpu = process.cpuUsage();
   logger.debug(`session ${start.sessionId} ended: exit ${outcome.code}, ${s.bytesOut} bytes sent, ${s.bytesIn} received, ${s.retransmissions} retransmissions, ${s.reconnects} reconnects, ${s.heapCollections} forced collections, cpu ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s (user ${(cpu.user / 1e6).toFixed(2)}, sys ${(cpu.system / 1e6).toFixed(2)}), peak rss ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB, ${memorySummary()}`);
+  if (codeCache) logger.debug(codeCache.summary());
   if (outcome.message) logger.error(outcome.message);
   return exit(outcome.code, logger);
 }

@@ -13,13 +13,18 @@ export interface ProxyResult {
 }
 
 /** A HOME that does not exist: no ~/.aws to read, and nothing to clean up. */
-const NO_HOME = join(tmpdir(), 'ssm-proxy-test-home-that-does-not-exist');
+export const NO_HOME = join(tmpdir(), 'ssm-proxy-test-home-that-does-not-exist');
+
+/** One code cache for every test's proxies (the loader's default needs a home). */
+const TEST_CODE_CACHE = join(tmpdir(), 'ssm-proxy-test-code-cache');
 
 /** An environment with no AWS configuration from this machine leaking in. */
 export function cleanAwsEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('AWS_') && !k.startsWith('SSM_PROXY_')) env[k] = v;
   env.HOME = NO_HOME;
+  delete env.XDG_CACHE_HOME;
+  env.SSM_PROXY_CODE_CACHE = TEST_CODE_CACHE;
   env.AWS_EC2_METADATA_DISABLED = 'true';
   return { ...env, ...extra };
 }

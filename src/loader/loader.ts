@@ -1,0 +1,225 @@
+// dist/ssm-proxy.mjs: starts the application (dist/app/*.cjs) through V8's code cache.
+//
+// ssh starts a ProxyCommand for every connection, and most of a short connection's CPU
+// went into compiling the same JavaScript again: the AWS SDK, ws and our own modules.
+// V8 can serialize the bytecode of a script, including the functions compiled while it
+// ran, and accept it back on the next start for the same source. Node 20 offers that
+// only to scripts compiled with `vm.Script`, so the build turns the code-split bundle
+// into CommonJS files and this loader runs them: each file is compiled with its cached
+// bytecode when there is one, and after a session has run, the files that had none (or
+// whose cache V8 refused) are written to the user's cache directory for the next start.
+//
+// Any failure to read or write the cache is ignored: the program then compiles as it
+// would without one. SSM_PROXY_CODE_CACHE=off turns it off; SSM_PROXY_CODE_CACHE=DIR
+// puts it in DIR instead of the user's cache directory.
+import { setFlagsFromString } from 'node:v8';
+import { Script } from 'node:vm';
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { createHash } from 'node:crypto';
+import { homedir } from 'node:os';
+import { dirname, isAbsolute, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { CODE_CACHE_HANDLE, type CodeCacheHandle, type CodeCacheState } from './handle.ts';
+
+declare const __SSM_BUILD_ID__: string;
+
+export interface LoaderOptions {
+  /** The application's entry file (CommonJS, as the build writes it). */
+  entry: string;
+  /** Where this build's cache files live; undefined: no cache. */
+  cacheDir?: string;
+  /** Set when cacheDir may be created: its parent exists or was named by the user. */
+  mayCreate?: boolean;
+}
+
+interface LoadedFile {
+  name: string;
+  source: string;
+  script: Script;
+  state: CodeCacheState;
+}
+
+/** The cache directory for this build, node version and architecture; undefined when there is none. */
+export function cacheDirFor(env: NodeJS.ProcessEnv, buildId: string, platform = process.platform): { dir: string; mayCreate: boolean } | undefined {
+  const setting = env.SSM_PROXY_CODE_CACHE;
+  if (setting !== undefined && /^(off|0|false|no)$/i.test(setting.trim())) return undefined;
+  const leaf = join('code-cache', `${buildId}-${process.version}-${process.arch}`);
+  if (setting) return isAbsolute(setting) ? { dir: join(setting, leaf), mayCreate: true } : undefined;
+  let base: string | undefined;
+  let parent: string | undefined;
+  if (platform === 'win32') {
+    base = env.LOCALAPPDATA ? join(env.LOCALAPPDATA, 'ssm-proxy', 'Cache') : undefined;
+    parent = env.LOCALAPPDATA;
+  } else if (env.XDG_CACHE_HOME && isAbsolute(env.XDG_CACHE_HOME)) {
+    base = join(env.XDG_CACHE_HOME, 'ssm-proxy');
+    parent = env.XDG_CACHE_HOME;
+  } else {
+    const home = env.HOME || safeHomedir();
+    if (!home) return undefined;
+    base = platform === 'darwin' ? join(home, 'Library', 'Caches', 'ssm-proxy') : join(home, '.cache', 'ssm-proxy');
+    parent = home;
+  }
+  if (!base || !parent) return undefined;
+  // A missing home (a service account, a test) is not created just to hold a cache.
+  return { dir: join(base, leaf), mayCreate: existsSync(parent) };
+}
+
+function safeHomedir(): string | undefined {
+  try {
+    return homedir();
+  } catch {
+    return undefined;
+  }
+}
+
+// A cache file: MAGIC, SHA-256 of the script's source, SHA-256 of V8's data, the data.
+// V8 itself checks only the data's header (its version, the flags, the source's
+// length): bytes damaged further in crash the process (SIGTRAP), so the data is
+// checked here, and tied to the exact source it was made from.
+const MAGIC = Buffer.from('ssm-proxy code cache 1\n');
+const HEADER = MAGIC.length + 64;
+
+function sha256(data: string | Uint8Array): Buffer {
+  return createHash('sha256').update(data).digest();
+}
+
+/** Wraps V8's cached data for `source` in the file format above. */
+export function encodeCacheFile(source: string, data: Buffer): Buffer {
+  return Buffer.concat([MAGIC, sha256(source), sha256(data), data]);
+}
+
+/** V8's cached data for `source` from a file's bytes; undefined unless every check passes. */
+export function decodeCacheFile(source: string, file: Buffer): Buffer | undefined {
+  if (file.length <= HEADER || !file.subarray(0, MAGIC.length).equals(MAGIC)) return undefined;
+  const data = file.subarray(HEADER);
+  if (!sha256(source).equals(file.subarray(MAGIC.length, MAGIC.length + 32))) return undefined;
+  if (!sha256(data).equals(file.subarray(MAGIC.length + 32, HEADER))) return undefined;
+  return data;
+}
+
+/** Reads a cache file written by this user and writable by no one else; undefined otherwise. */
+function readCache(file: string): Buffer | undefined {
+  let fd: number | undefined;
+  try {
+    fd = openSync(file, 'r');
+    const st = fstatSync(fd);
+    if (!st.isFile() || (st.mode & 0o022) !== 0) return undefined;
+    if (typeof process.getuid === 'function' && st.uid !== process.getuid()) return undefined;
+    return readFileSync(fd);
+  } catch {
+    return undefined;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+export class Loader implements CodeCacheHandle {
+  private readonly modules = new Map<string, { exports: unknown }>();
+  private readonly files: LoadedFile[] = [];
+  private readonly root: string;
+  private saved = false;
+  private written = 0;
+
+  constructor(private readonly options: LoaderOptions) {
+    this.root = dirname(options.entry);
+  }
+
+  start(): unknown {
+    return this.require(this.options.entry);
+  }
+
+  private require(file: string): unknown {
+    const known = this.modules.get(file);
+    if (known) return known.exports;
+    const module = { exports: {} as unknown };
+    this.modules.set(file, module);
+    const source = readFileSync(file, 'utf8');
+    const name = file.slice(this.root.length + 1);
+    const cacheFile = this.cacheFileFor(name);
+    const stored = cacheFile ? readCache(cacheFile) : undefined;
+    const cachedData = stored && decodeCacheFile(source, stored);
+    // One line of wrapper, as Node's own CommonJS loader does; import.meta.url was
+    // replaced by __ssmUrl at build time.
+    const script = new Script(`(function (exports, require, module, __filename, __dirname, __ssmUrl) {${source}\n})`, { filename: file, cachedData });
+    let state: CodeCacheState = 'missing';
+    if (cachedData) state = script.cachedDataRejected ? 'rejected' : 'accepted';
+    else if (stored) state = 'rejected';
+    this.files.push({ name, source, script, state });
+    const dir = dirname(file);
+    let outside: NodeJS.Require | undefined;
+    const require = (id: string): unknown => {
+      if (id.startsWith('./') || id.startsWith('../')) return this.require(join(dir, id));
+      outside ??= createRequire(file);
+      return outside(id);
+    };
+    const fn = script.runInThisContext() as (...args: unknown[]) => void;
+    fn(module.exports, require, module, file, dir, pathToFileURL(file).href);
+    return module.exports;
+  }
+
+  private cacheFileFor(name: string): string | undefined {
+    const dir = this.options.cacheDir;
+    return dir ? join(dir, `${name.replace(/[\\/]/g, '_')}.v8`) : undefined;
+  }
+
+  summary(): string {
+    const count = (s: CodeCacheState) => this.files.filter((f) => f.state === s).length;
+    if (!this.options.cacheDir) return `code cache off, ${this.files.length} files compiled`;
+    return `code cache ${this.options.cacheDir}: ${count('accepted')} files from cache, ${count('rejected')} refused, ${count('missing')} without one${this.written > 0 ? `; ${this.written} written now` : ''}`;
+  }
+
+  save(): void {
+    const dir = this.options.cacheDir;
+    if (!dir || this.saved) return;
+    this.saved = true;
+    const todo = this.files.filter((f) => f.state !== 'accepted');
+    if (todo.length === 0) return;
+    try {
+      if (!existsSync(dir)) {
+        if (!this.options.mayCreate) return;
+        mkdirSync(dir, { recursive: true, mode: 0o700 });
+        removeOtherBuilds(dir);
+      }
+    } catch {
+      // A read-only disk or a file in the way only costs later starts their compile time.
+      if (!existsSync(dir)) return;
+    }
+    for (const f of todo) {
+      const file = this.cacheFileFor(f.name)!;
+      const tmp = `${file}.${process.pid}.tmp`;
+      try {
+        writeFileSync(tmp, encodeCacheFile(f.source, f.script.createCachedData()), { mode: 0o600 });
+        // Atomic: concurrent connections (ansible forks) each write whole files.
+        renameSync(tmp, file);
+        this.written++;
+      } catch {
+        try {
+          rmSync(tmp, { force: true });
+        } catch {
+          // nothing more to do
+        }
+      }
+    }
+  }
+}
+
+/** Caches of other builds or node versions are dead weight once this one exists. */
+function removeOtherBuilds(dir: string): void {
+  const parent = dirname(dir);
+  for (const name of readdirSync(parent)) {
+    if (name !== dir.slice(parent.length + 1)) rmSync(join(parent, name), { recursive: true, force: true });
+  }
+}
+
+export function main(): void {
+  // V8 refuses cached bytecode made under other flags, and the application sets this one
+  // (see src/cli/main.ts), so it is set before anything is compiled: every start then
+  // compiles and caches under the same flags.
+  setFlagsFromString('--semi-space-growth-factor=1');
+  const here = dirname(fileURLToPath(import.meta.url));
+  const where = cacheDirFor(process.env, __SSM_BUILD_ID__);
+  const loader = new Loader({ entry: join(here, 'app', 'ssm-proxy.cjs'), cacheDir: where?.dir, mayCreate: where?.mayCreate });
+  (globalThis as Record<symbol, unknown>)[CODE_CACHE_HANDLE] = loader;
+  loader.start();
+}

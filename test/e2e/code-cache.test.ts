@@ -1,0 +1,146 @@
+// The built program through its loader: the first session writes V8's code cache, the
+// next ones start from it, and a damaged cache changes nothing but the start-up time.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startSimulator, type Simulator } from '../sim/index.ts';
+import { requireOpenSsh, startSshd } from './openssh.ts';
+import { rig } from './ssh-helpers.ts';
+import { cleanAwsEnv, NO_HOME, startProxy } from './proxy-process.ts';
+
+const TARGET = 'i-0123456789abcdef0';
+let sim: Simulator;
+let echo: ReturnType<typeof createServer>;
+let echoPort: number;
+let cacheRoot: string;
+
+beforeAll(async () => {
+  requireOpenSsh(); // checks the bundle exists too
+  echo = createServer((s) => s.pipe(s));
+  echoPort = await new Promise<number>((r) => echo.listen(0, '127.0.0.1', () => r((echo.address() as { port: number }).port)));
+  sim = await startSimulator({ profile: 'unlimited', targets: { [TARGET]: { port: echoPort } } });
+  cacheRoot = mkdtempSync(join(tmpdir(), 'ssm-proxy-code-cache-'));
+});
+afterAll(async () => {
+  await sim?.close();
+  echo?.close();
+  if (cacheRoot) rmSync(cacheRoot, { recursive: true, force: true });
+});
+
+function env(extra: Record<string, string | undefined>): NodeJS.ProcessEnv {
+  const e = cleanAwsEnv({ AWS_ACCESS_KEY_ID: sim.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: sim.credentials.secretAccessKey, AWS_REGION: sim.region, AWS_ENDPOINT_URL_SSM: sim.apiUrl });
+  for (const [k, v] of Object.entries(extra)) {
+    if (v === undefined) delete e[k];
+    else e[k] = v;
+  }
+  return e;
+}
+
+/** 256 KiB through the proxy to the echo target and back; then stdin EOF, the normal end. */
+async function session(e: NodeJS.ProcessEnv, verbose: boolean): Promise<{ code: number | null; stderr: string }> {
+  const data = randomBytes(256 * 1024);
+  const { child, done } = startProxy([...(verbose ? ['-vv'] : []), '--frame-rate', '0', TARGET, String(echoPort)], e);
+  const back: Buffer[] = [];
+  let got = 0;
+  await new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, 20_000);
+    child.stdout!.on('data', (d: Buffer) => {
+      back.push(d);
+      got += d.length;
+      if (got >= data.length) {
+        clearTimeout(t);
+        resolve();
+      }
+    });
+    child.stdin!.write(data);
+  });
+  child.stdin!.end();
+  const r = await done;
+  expect(Buffer.concat(back).equals(data)).toBe(true);
+  return { code: r.code, stderr: r.stderr };
+}
+
+function summaryLine(stderr: string): string {
+  const line = stderr.split('\n').find((l) => l.includes('code cache'));
+  expect(line, stderr).toBeDefined();
+  return line!.replace(/^.*debug: /, '');
+}
+
+describe('code cache', () => {
+  it('is written by the first session and used by the next; a damaged one is refused and rewritten', async () => {
+    const root = join(cacheRoot, 'a');
+    const first = await session(env({ SSM_PROXY_CODE_CACHE: root }), true);
+    expect(first.code).toBe(0);
+    const s1 = summaryLine(first.stderr);
+    const files = Number(/(\d+) without one; (\d+) written now$/.exec(s1)?.[1]);
+    expect(s1).toMatch(new RegExp(`^code cache ${root}/code-cache/[0-9a-f]{16}-${process.version}-${process.arch}: 0 files from cache, 0 refused, ${files} without one; ${files} written now$`));
+    expect(files).toBeGreaterThan(5);
+    const [dir] = readdirSync(join(root, 'code-cache'));
+    expect(readdirSync(join(root, 'code-cache', dir))).toHaveLength(files);
+
+    const second = await session(env({ SSM_PROXY_CODE_CACHE: root }), true);
+    expect(second.code).toBe(0);
+    expect(summaryLine(second.stderr)).toMatch(new RegExp(`: ${files} files from cache, 0 refused, 0 without one$`));
+
+    for (const f of readdirSync(join(root, 'code-cache', dir))) {
+      const p = join(root, 'code-cache', dir, f);
+      const b = readFileSync(p);
+      for (let i = b.length - 1; i > b.length / 2; i -= 101) b[i] ^= 0xa5;
+      writeFileSync(p, b, { mode: 0o600 });
+    }
+    const damaged = await session(env({ SSM_PROXY_CODE_CACHE: root }), true);
+    expect(damaged.code).toBe(0);
+    expect(summaryLine(damaged.stderr)).toMatch(new RegExp(`: 0 files from cache, ${files} refused, 0 without one; ${files} written now$`));
+    expect(summaryLine((await session(env({ SSM_PROXY_CODE_CACHE: root }), true)).stderr)).toMatch(new RegExp(`: ${files} files from cache, 0 refused, 0 without one$`));
+  });
+
+  it('says nothing on stderr, with or without a cache', async () => {
+    const root = join(cacheRoot, 'b');
+    for (let i = 0; i < 2; i++) {
+      const r = await session(env({ SSM_PROXY_CODE_CACHE: root }), false);
+      expect(r.code).toBe(0);
+      expect(r.stderr).toBe('');
+    }
+    const off = await session(env({ SSM_PROXY_CODE_CACHE: 'off' }), true);
+    expect(summaryLine(off.stderr)).toMatch(/^code cache off, \d+ files compiled$/);
+  });
+
+  it('goes to ~/.cache/ssm-proxy by default, and creates no home that does not exist', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'ssm-proxy-home-'));
+    try {
+      const r = await session(env({ SSM_PROXY_CODE_CACHE: undefined, HOME: home, XDG_CACHE_HOME: undefined }), false);
+      expect(r.code).toBe(0);
+      expect(readdirSync(join(home, '.cache', 'ssm-proxy', 'code-cache'))).toHaveLength(1);
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
+    const r = await session(env({ SSM_PROXY_CODE_CACHE: undefined, XDG_CACHE_HOME: undefined }), false);
+    expect(r.code).toBe(0);
+    expect(existsSync(NO_HOME)).toBe(false);
+  });
+
+  it('is written when ssh ends the first connection (stdin EOF, then SIGHUP) and used by the next', async () => {
+    const sshd = await startSshd();
+    try {
+      const r = await rig(sshd, { profile: 'service' }, ['-vv']);
+      try {
+        const first = await r.ssh([TARGET, 'echo one']);
+        expect(first.code, first.stderr).toBe(0);
+        expect(first.stdout.toString()).toBe('one\n');
+        expect(summaryLine(first.stderr)).toMatch(/: 0 files from cache, 0 refused, (\d+) without one; \1 written now$/);
+        const second = await r.ssh([TARGET, 'echo two']);
+        expect(second.code, second.stderr).toBe(0);
+        expect(second.stdout.toString()).toBe('two\n');
+        expect(summaryLine(second.stderr)).toMatch(/: (\d+) files from cache, 0 refused, 0 without one$/);
+        expect(r.sim.totalViolations()).toBe(0);
+      } finally {
+        await r.close();
+      }
+    } finally {
+      await sshd.stop();
+    }
+  });
+});

@@ -1,0 +1,200 @@
+// The loader: runs the CommonJS build through V8's code cache, and never lets the
+// cache change what the program does.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { cacheDirFor } from '../../src/loader/loader.ts';
+
+const LOADER = join(import.meta.dirname, '..', '..', 'src', 'loader', 'loader.ts');
+
+describe('cacheDirFor', () => {
+  const id = 'b1';
+  const leaf = join('code-cache', `b1-${process.version}-${process.arch}`);
+
+  it('is off when asked', () => {
+    for (const v of ['off', 'OFF', '0', 'false', 'no', ' off ']) expect(cacheDirFor({ SSM_PROXY_CODE_CACHE: v, HOME: '/h' }, id)).toBeUndefined();
+  });
+
+  it('uses an absolute SSM_PROXY_CODE_CACHE as given and ignores a relative one', () => {
+    expect(cacheDirFor({ SSM_PROXY_CODE_CACHE: '/var/c', HOME: '/h' }, id)).toEqual({ dir: join('/var/c', leaf), mayCreate: true });
+    expect(cacheDirFor({ SSM_PROXY_CODE_CACHE: 'rel/c', HOME: '/h' }, id)).toBeUndefined();
+  });
+
+  it('follows XDG_CACHE_HOME, then ~/.cache; macOS and Windows have their own places', () => {
+    const home = mkdtempSync(join(tmpdir(), 'ssm-proxy-home-'));
+    try {
+      expect(cacheDirFor({ XDG_CACHE_HOME: home, HOME: '/h' }, id, 'linux')).toEqual({ dir: join(home, 'ssm-proxy', leaf), mayCreate: true });
+      expect(cacheDirFor({ XDG_CACHE_HOME: 'relative', HOME: home }, id, 'linux')).toEqual({ dir: join(home, '.cache', 'ssm-proxy', leaf), mayCreate: true });
+      expect(cacheDirFor({ HOME: home }, id, 'darwin')).toEqual({ dir: join(home, 'Library', 'Caches', 'ssm-proxy', leaf), mayCreate: true });
+      expect(cacheDirFor({ LOCALAPPDATA: home }, id, 'win32')).toEqual({ dir: join(home, 'ssm-proxy', 'Cache', leaf), mayCreate: true });
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
+  });
+
+  it('does not create a home that does not exist', () => {
+    const missing = join(tmpdir(), 'ssm-proxy-no-such-home');
+    expect(cacheDirFor({ HOME: missing }, id, 'linux')).toEqual({ dir: join(missing, '.cache', 'ssm-proxy', leaf), mayCreate: false });
+  });
+});
+
+// Each run is a fresh node process, as every ssh connection is: a cache is only ever
+// consumed by a process that did not write it.
+describe('Loader', () => {
+  let dir: string;
+  let app: string;
+  let driver: string;
+
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'ssm-proxy-loader-'));
+    app = join(dir, 'app');
+    mkdirSync(join(app, 'chunks'), { recursive: true });
+    // An application shaped like the build's output: an entry, a chunk required twice
+    // (one instance), a chunk loaded through the Promise-wrapped require that import()
+    // becomes, a builtin, and import.meta.url as __ssmUrl.
+    writeFileSync(join(app, 'chunks', 'shared.cjs'), 'let n = 0; exports.next = () => ++n; exports.work = (k) => { let s = 0; for (let i = 0; i < k; i++) s = (s * 31 + i) | 0; return s; };\n');
+    writeFileSync(join(app, 'chunks', 'late.cjs'), 'const s = require("./shared.cjs"); exports.value = () => s.next() * 100 + s.work(1000);\n');
+    writeFileSync(
+      join(app, 'main.cjs'),
+      [
+        'const s = require("./chunks/shared.cjs");',
+        'const { createHash } = require("node:crypto");',
+        'const url = __ssmUrl;',
+        'Promise.resolve().then(() => require("./chunks/late.cjs")).then((late) => {',
+        '  const out = { first: s.next(), late: late.value(), again: require("./chunks/shared.cjs") === s, url: url.endsWith("/app/main.cjs"), file: __filename.endsWith("main.cjs"), hash: createHash("sha256").update("x").digest("hex").slice(0, 8) };',
+        '  globalThis.__result = out;',
+        '});',
+      ].join('\n'),
+    );
+    driver = join(dir, 'driver.mts');
+    writeFileSync(
+      driver,
+      [
+        `import { Loader } from ${JSON.stringify(LOADER)};`,
+        'const [entry, cacheDir, mayCreate] = process.argv.slice(2);',
+        "const loader = new Loader({ entry, cacheDir: cacheDir === '-' ? undefined : cacheDir, mayCreate: mayCreate === 'yes' });",
+        'loader.start();',
+        'await new Promise((r) => setTimeout(r, 10));',
+        'loader.save();',
+        'process.stdout.write(JSON.stringify({ result: globalThis.__result, summary: loader.summary() }));',
+      ].join('\n'),
+    );
+  });
+
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  function run(cacheDir: string | undefined, mayCreate = true): { result: Record<string, unknown>; summary: string } {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', driver, join(app, 'main.cjs'), cacheDir ?? '-', mayCreate ? 'yes' : 'no'], { encoding: 'utf8', timeout: 20_000 });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    return JSON.parse(r.stdout);
+  }
+
+  const expected = { first: 1, late: 200 + 0, again: true, url: true, file: true, hash: '2d711642' };
+
+  function expectedResult(): Record<string, unknown> {
+    let s = 0;
+    for (let i = 0; i < 1000; i++) s = (s * 31 + i) | 0;
+    return { ...expected, late: 200 + s };
+  }
+
+  it('runs the application the same without a cache, with a missing one, with a valid one', () => {
+    const cache = join(dir, 'c1', 'code-cache', 'build-a');
+    const off = run(undefined);
+    expect(off.result).toEqual(expectedResult());
+    expect(off.summary).toBe('code cache off, 3 files compiled');
+
+    const first = run(cache);
+    expect(first.result).toEqual(expectedResult());
+    expect(first.summary).toBe(`code cache ${cache}: 0 files from cache, 0 refused, 3 without one; 3 written now`);
+    expect(readdirSync(cache).sort()).toEqual(['chunks_late.cjs.v8', 'chunks_shared.cjs.v8', 'main.cjs.v8']);
+    expect(statSync(cache).mode & 0o777).toBe(0o700);
+    for (const f of readdirSync(cache)) expect(statSync(join(cache, f)).mode & 0o777).toBe(0o600);
+
+    const second = run(cache);
+    expect(second.result).toEqual(expectedResult());
+    expect(second.summary).toBe(`code cache ${cache}: 3 files from cache, 0 refused, 0 without one`);
+  });
+
+  it('recovers from a corrupt cache file: V8 refuses it, the program runs, the file is rewritten', () => {
+    const cache = join(dir, 'c2', 'code-cache', 'build-a');
+    run(cache);
+    const f = join(cache, 'chunks_shared.cjs.v8');
+    const good = readFileSync(f);
+    const bad = Buffer.from(good);
+    for (let i = 0; i < bad.length; i += 7) bad[i] ^= 0x5a;
+    writeFileSync(f, bad, { mode: 0o600 });
+    const hit = run(cache);
+    expect(hit.result).toEqual(expectedResult());
+    expect(hit.summary).toBe(`code cache ${cache}: 2 files from cache, 1 refused, 0 without one; 1 written now`);
+    expect(run(cache).summary).toBe(`code cache ${cache}: 3 files from cache, 0 refused, 0 without one`);
+
+    // Damage inside V8's data only, past every header: V8 would take it and crash
+    // (SIGTRAP); the loader's own digest refuses it.
+    const inner = readFileSync(f);
+    for (let i = inner.length - 1; i > inner.length / 2; i -= 61) inner[i] ^= 0x33;
+    writeFileSync(f, inner, { mode: 0o600 });
+    const damaged = run(cache);
+    expect(damaged.result).toEqual(expectedResult());
+    expect(damaged.summary).toBe(`code cache ${cache}: 2 files from cache, 1 refused, 0 without one; 1 written now`);
+
+    // Truncated to nothing: refused the same way.
+    writeFileSync(f, Buffer.alloc(0), { mode: 0o600 });
+    const empty = run(cache);
+    expect(empty.result).toEqual(expectedResult());
+    expect(empty.summary).toBe(`code cache ${cache}: 2 files from cache, 1 refused, 0 without one; 1 written now`);
+  });
+
+  it('refuses a cache made for other source of the same length', () => {
+    const cache = join(dir, 'c6', 'code-cache', 'build-a');
+    const late = join(app, 'chunks', 'late.cjs');
+    const original = readFileSync(late, 'utf8');
+    run(cache);
+    try {
+      // V8 compares only the length: without the loader's source digest it would run the old bytecode.
+      writeFileSync(late, original.replace('* 100', '* 300'));
+      const r = run(cache);
+      expect(r.result).toEqual({ ...expectedResult(), late: (expectedResult().late as number) + 400 });
+      expect(r.summary).toBe(`code cache ${cache}: 2 files from cache, 1 refused, 0 without one; 1 written now`);
+    } finally {
+      writeFileSync(late, original);
+    }
+  });
+
+  it('ignores a cache file that others may write', () => {
+    const cache = join(dir, 'c3', 'code-cache', 'build-a');
+    run(cache);
+    const f = join(cache, 'main.cjs.v8');
+    chmodSync(f, 0o666);
+    const r = run(cache);
+    expect(r.result).toEqual(expectedResult());
+    expect(r.summary).toBe(`code cache ${cache}: 2 files from cache, 0 refused, 1 without one; 1 written now`);
+    expect(statSync(f).mode & 0o777).toBe(0o600);
+  });
+
+  it('writes nothing where it may not create the directory, and survives a directory it cannot create', () => {
+    const notAllowed = join(dir, 'c4', 'code-cache', 'build-a');
+    const r = run(notAllowed, false);
+    expect(r.result).toEqual(expectedResult());
+    expect(r.summary).toBe(`code cache ${notAllowed}: 0 files from cache, 0 refused, 3 without one`);
+    expect(existsSync(join(dir, 'c4'))).toBe(false);
+
+    // A file where a directory should be: mkdir fails (as root too), the program does not.
+    writeFileSync(join(dir, 'blocker'), 'x');
+    const blocked = join(dir, 'blocker', 'code-cache', 'build-a');
+    const b = run(blocked);
+    expect(b.result).toEqual(expectedResult());
+    expect(b.summary).toBe(`code cache ${blocked}: 0 files from cache, 0 refused, 3 without one`);
+  });
+
+  it("removes other builds' caches when it creates its own", () => {
+    const base = join(dir, 'c5', 'code-cache');
+    run(join(base, 'build-a'));
+    mkdirSync(join(base, 'build-old'), { recursive: true });
+    writeFileSync(join(base, 'build-old', 'main.cjs.v8'), 'old');
+    run(join(base, 'build-b'));
+    expect(readdirSync(base).sort()).toEqual(['build-b']);
+  });
+});
