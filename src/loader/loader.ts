@@ -14,7 +14,7 @@
 // puts it in DIR instead of the user's cache directory.
 import { setFlagsFromString } from 'node:v8';
 import { Script } from 'node:vm';
-import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createHash } from 'node:crypto';
 import { homedir } from 'node:os';
@@ -204,11 +204,20 @@ export class Loader implements CodeCacheHandle {
   }
 }
 
-/** Caches of other builds or node versions are dead weight once this one exists. */
+/** Another build's cache untouched this long is removed when a new build creates its own. */
+export const STALE_BUILD_MS = 7 * 24 * 3600 * 1000;
+
+/**
+ * Caches of earlier builds or node versions are dead weight after an upgrade. One
+ * written recently may belong to another installation still in use (a global and a
+ * project copy): removing it would make the two rewrite their caches in turn.
+ */
 function removeOtherBuilds(dir: string): void {
   const parent = dirname(dir);
+  const now = Date.now();
   for (const name of readdirSync(parent)) {
-    if (name !== dir.slice(parent.length + 1)) rmSync(join(parent, name), { recursive: true, force: true });
+    const other = join(parent, name);
+    if (other !== dir && now - statSync(other).mtimeMs > STALE_BUILD_MS) rmSync(other, { recursive: true, force: true });
   }
 }
 

@@ -2,10 +2,10 @@
 // cache change what the program does.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cacheDirFor } from '../../src/loader/loader.ts';
+import { cacheDirFor, STALE_BUILD_MS } from '../../src/loader/loader.ts';
 
 const LOADER = join(import.meta.dirname, '..', '..', 'src', 'loader', 'loader.ts');
 
@@ -189,12 +189,18 @@ describe('Loader', () => {
     expect(b.summary).toBe(`code cache ${blocked}: 0 files from cache, 0 refused, 3 without one`);
   });
 
-  it("removes other builds' caches when it creates its own", () => {
+  it("removes other builds' caches untouched for a week when it creates its own", () => {
     const base = join(dir, 'c5', 'code-cache');
     run(join(base, 'build-a'));
-    mkdirSync(join(base, 'build-old'), { recursive: true });
-    writeFileSync(join(base, 'build-old', 'main.cjs.v8'), 'old');
+    for (const name of ['build-old', 'build-recent']) {
+      mkdirSync(join(base, name), { recursive: true });
+      writeFileSync(join(base, name, 'main.cjs.v8'), 'x');
+    }
+    const old = (Date.now() - STALE_BUILD_MS - 60_000) / 1000;
+    utimesSync(join(base, 'build-old'), old, old);
+    const recent = (Date.now() - STALE_BUILD_MS + 3_600_000) / 1000;
+    utimesSync(join(base, 'build-a'), recent, recent);
     run(join(base, 'build-b'));
-    expect(readdirSync(base).sort()).toEqual(['build-b']);
+    expect(readdirSync(base).sort()).toEqual(['build-a', 'build-b', 'build-recent']);
   });
 });
