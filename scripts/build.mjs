@@ -52,8 +52,8 @@ for (const file of [...app.outputFiles].sort((a, b) => a.path.localeCompare(b.pa
   id.update(relative(resolve('dist/app'), file.path)).update('\0').update(cjs.code).update('\0');
 }
 
-// 3. The loader. The build id names the cache directory: V8 checks a cached script only
-//    against its source's length, so caches of another build must never be offered.
+// 3. The loader. The build id names the cache directory, so that each build keeps its
+//    own caches (the loader also checks every cache file against its source's digest).
 await build({
   entryPoints: { 'ssm-proxy': 'src/loader/entry.ts' },
   outdir: 'dist',

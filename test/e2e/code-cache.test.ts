@@ -3,11 +3,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startSimulator, type Simulator } from '../sim/index.ts';
-import { requireOpenSsh, startSshd } from './openssh.ts';
+import { PROXY_BIN, requireOpenSsh, startSshd } from './openssh.ts';
 import { rig } from './ssh-helpers.ts';
 import { cleanAwsEnv, NO_HOME, startProxy } from './proxy-process.ts';
 
@@ -141,6 +142,30 @@ describe('code cache', () => {
       }
     } finally {
       await sshd.stop();
+    }
+  });
+});
+
+describe('launcher', () => {
+  it('says how to build when the bundle or part of it is missing', () => {
+    const root = mkdtempSync(join(tmpdir(), 'ssm-proxy-launcher-'));
+    try {
+      const repo = join(PROXY_BIN, '..', '..');
+      cpSync(join(repo, 'bin'), join(root, 'bin'), { recursive: true });
+      writeFileSync(join(root, 'package.json'), readFileSync(join(repo, 'package.json')));
+      const run = () => spawnSync(process.execPath, [join(root, 'bin', 'ssm-proxy'), '--version'], { encoding: 'utf8', timeout: 20_000, env: cleanAwsEnv() });
+      const expected = 'ssm-proxy: the bundle is missing; run `npm run build` in the ssm-proxy folder\n';
+      let r = run();
+      expect([r.status, r.stdout, r.stderr]).toEqual([1, '', expected]);
+      cpSync(join(repo, 'dist'), join(root, 'dist'), { recursive: true });
+      r = run();
+      expect(r.status).toBe(0);
+      expect(r.stdout).toMatch(/^ssm-proxy \d/);
+      rmSync(join(root, 'dist', 'app', 'ssm-proxy.cjs'));
+      r = run();
+      expect([r.status, r.stdout, r.stderr]).toEqual([1, '', expected]);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
     }
   });
 });
