@@ -31,6 +31,8 @@ export interface LoaderOptions {
   cacheDir?: string;
   /** Set when cacheDir may be created: its parent exists or was named by the user. */
   mayCreate?: boolean;
+  /** Why there is no cache, when that is worth saying (-vv). */
+  offReason?: string;
 }
 
 interface LoadedFile {
@@ -40,10 +42,12 @@ interface LoadedFile {
   state: CodeCacheState;
 }
 
+const OFF = /^(off|0|false|no)$/i;
+
 /** The cache directory for this build, node version and architecture; undefined when there is none. */
 export function cacheDirFor(env: NodeJS.ProcessEnv, buildId: string, platform = process.platform): { dir: string; mayCreate: boolean } | undefined {
   const setting = env.SSM_PROXY_CODE_CACHE;
-  if (setting !== undefined && /^(off|0|false|no)$/i.test(setting.trim())) return undefined;
+  if (setting !== undefined && OFF.test(setting.trim())) return undefined;
   const leaf = join('code-cache', `${buildId}-${process.version}-${process.arch}`);
   if (setting) return isAbsolute(setting) ? { dir: join(setting, leaf), mayCreate: true } : undefined;
   let base: string | undefined;
@@ -165,7 +169,10 @@ export class Loader implements CodeCacheHandle {
 
   summary(): string {
     const count = (s: CodeCacheState) => this.files.filter((f) => f.state === s).length;
-    if (!this.options.cacheDir) return `code cache off, ${this.files.length} files compiled`;
+    if (!this.options.cacheDir) {
+      const why = this.options.offReason ? ` (${this.options.offReason})` : '';
+      return `code cache off${why}, ${this.files.length} files compiled`;
+    }
     return `code cache ${this.options.cacheDir}: ${count('accepted')} files from cache, ${count('rejected')} refused, ${count('missing')} without one${this.written > 0 ? `; ${this.written} written now` : ''}`;
   }
 
@@ -228,7 +235,9 @@ export function main(): void {
   setFlagsFromString('--semi-space-growth-factor=1');
   const here = dirname(fileURLToPath(import.meta.url));
   const where = cacheDirFor(process.env, __SSM_BUILD_ID__);
-  const loader = new Loader({ entry: join(here, 'app', 'ssm-proxy.cjs'), cacheDir: where?.dir, mayCreate: where?.mayCreate });
+  const setting = process.env.SSM_PROXY_CODE_CACHE;
+  const offReason = !where && setting && !OFF.test(setting.trim()) ? 'SSM_PROXY_CODE_CACHE is not an absolute path; ignored' : undefined;
+  const loader = new Loader({ entry: join(here, 'app', 'ssm-proxy.cjs'), cacheDir: where?.dir, mayCreate: where?.mayCreate, offReason });
   (globalThis as Record<symbol, unknown>)[CODE_CACHE_HANDLE] = loader;
   loader.start();
 }

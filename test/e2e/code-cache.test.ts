@@ -107,6 +107,9 @@ describe('code cache', () => {
     }
     const off = await session(env({ SSM_PROXY_CODE_CACHE: 'off' }), true);
     expect(summaryLine(off.stderr)).toMatch(/^code cache off, \d+ files compiled$/);
+    const relative = await session(env({ SSM_PROXY_CODE_CACHE: 'some/dir' }), true);
+    expect(relative.code).toBe(0);
+    expect(summaryLine(relative.stderr)).toMatch(/^code cache off \(SSM_PROXY_CODE_CACHE is not an absolute path; ignored\), \d+ files compiled$/);
   });
 
   it('goes to ~/.cache/ssm-proxy by default, and creates no home that does not exist', async () => {
