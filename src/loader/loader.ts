@@ -108,8 +108,9 @@ function readCache(file: string): Buffer | undefined {
   try {
     fd = openSync(file, 'r');
     const st = fstatSync(fd);
-    if (!st.isFile() || (st.mode & 0o022) !== 0) return undefined;
-    if (typeof process.getuid === 'function' && st.uid !== process.getuid()) return undefined;
+    if (!st.isFile()) return undefined;
+    // POSIX only: Windows reports every writable file as 0666 and has no uid here.
+    if (process.platform !== 'win32' && ((st.mode & 0o022) !== 0 || (typeof process.getuid === 'function' && st.uid !== process.getuid()))) return undefined;
     return readFileSync(fd);
   } catch {
     return undefined;
