@@ -458,6 +458,17 @@ const startupRuns: StartupRecord[] = [];
 /** The same with SSM_PROXY_CODE_CACHE=off: the first connection after an install or upgrade. */
 const coldStartupRuns: StartupRecord[] = [];
 
+/** Every start-up run, with and without the code cache. */
+function everyStartupRun(): StartupRecord[] {
+  return [...startupRuns, ...coldStartupRuns];
+}
+
+/** Failed count and medians of spawn → StartSession and spawn → first byte over the runs that passed. */
+function startupSummary(runs: StartupRecord[]): { failed: number; startSession: Stat | null; firstByte: Stat | null } {
+  const ok = runs.filter((r) => r.ok);
+  return { failed: runs.length - ok.length, startSession: stat(ok.map((r) => r.startSessionMs ?? NaN)), firstByte: stat(ok.map((r) => r.firstByteMs ?? NaN)) };
+}
+
 async function startupRun(iter: number, codeCache = true): Promise<StartupRecord> {
   const rec: StartupRecord = { iter, ok: false };
   const sim = await startSimulator({ profile: 'service', targets: { [TARGET]: { port: sshd!.port } } });
@@ -887,14 +898,8 @@ function refMedian(): number | null {
 function connectTable(): Table {
   const p = summarize('connect', 'ssh-true', 'proxy');
   const d = summarize('connect', 'ssh-true', 'direct');
-  const okStart = startupRuns.filter((r) => r.ok);
-  const failedStart = startupRuns.length - okStart.length;
-  const ss = stat(okStart.map((r) => r.startSessionMs ?? NaN));
-  const fb = stat(okStart.map((r) => r.firstByteMs ?? NaN));
-  const okCold = coldStartupRuns.filter((r) => r.ok);
-  const coldFailed = coldStartupRuns.length - okCold.length;
-  const coldSs = stat(okCold.map((r) => r.startSessionMs ?? NaN));
-  const coldFb = stat(okCold.map((r) => r.firstByteMs ?? NaN));
+  const warm = startupSummary(startupRuns);
+  const cold = startupSummary(coldStartupRuns);
   const overhead = p.wallMs && d.wallMs ? p.wallMs.median - d.wallMs.median : null;
   const pairs = allRuns.filter((r) => r.section === 'connect' && r.path === 'proxy' && r.ok).flatMap((r) => {
     const dd = allRuns.find((x) => x.section === 'connect' && x.path === 'direct' && x.iter === r.iter && x.ok);
@@ -904,12 +909,12 @@ function connectTable(): Table {
     ['ssh host true via ssm-proxy + simulator', p.failed > 0 ? `FAILED ${p.failed}/${p.runs}` : fmtStat(p.wallMs, 0, 'ms'), '', ''],
     ['ssh host true, direct', fmtStat(d.wallMs, 0, 'ms'), '', ''],
     ['overhead: median(proxy) − median(direct)', overhead === null ? 'n/a' : `+${overhead.toFixed(0)} ms (×${(p.wallMs!.median / d.wallMs!.median).toFixed(2)}); per-pair ${fmtStat(stat(pairs), 0, 'ms')}`, `≤ +${TARGETS.connectOverheadMs} ms`, verdictFor('ssh host true overhead')],
-    ['ssm-proxy start-up: spawn → StartSession received', failedStart > 0 ? `FAILED ${failedStart}/${startupRuns.length}` : fmtStat(ss, 0, 'ms'), `< ${TARGETS.startupMs} ms`, verdictFor('ssm-proxy start-up')],
-    ['spawn → first stdout byte (SSH banner)', fmtStat(fb, 0, 'ms'), '', ''],
-    ['the same two without code cache (first connection after install)', coldFailed > 0 ? `FAILED ${coldFailed}/${coldStartupRuns.length}` : `${fmtStat(coldSs, 0, 'ms')}; ${fmtStat(coldFb, 0, 'ms')}`, '', ''],
+    ['ssm-proxy start-up: spawn → StartSession received', warm.failed > 0 ? `FAILED ${warm.failed}/${startupRuns.length}` : fmtStat(warm.startSession, 0, 'ms'), `< ${TARGETS.startupMs} ms`, verdictFor('ssm-proxy start-up')],
+    ['spawn → first stdout byte (SSH banner)', fmtStat(warm.firstByte, 0, 'ms'), '', ''],
+    ['the same two without code cache (first connection after install)', cold.failed > 0 ? `FAILED ${cold.failed}/${coldStartupRuns.length}` : `${fmtStat(cold.startSession, 0, 'ms')}; ${fmtStat(cold.firstByte, 0, 'ms')}`, '', ''],
     ['ssm-proxy CPU per ssh host true', fmtStat(p.cpuS, 3, 's'), '', ''],
     ['ssm-proxy peak RSS (ssh host true)', fmtStat(p.maxRssMiB, 1, 'MiB'), '', ''],
-    ['violations / pauses / retransmissions (client/agent)', `${p.violations + [...startupRuns, ...coldStartupRuns].reduce((a, r) => a + (r.sim?.totalViolations ?? 0), 0)} / ${p.pausesSent} / ${p.retransmissionsSeen}/${p.agentRetransmissions}`, '0 violations', ''],
+    ['violations / pauses / retransmissions (client/agent)', `${p.violations + everyStartupRun().reduce((a, r) => a + (r.sim?.totalViolations ?? 0), 0)} / ${p.pausesSent} / ${p.retransmissionsSeen}/${p.agentRetransmissions}`, '0 violations', ''],
   ];
   const tableNotes = [
     `${p.runs} interleaved runs (proxy, direct, start-up); simulator profile "service", proxy defaults; each proxied run has its own fresh simulator`,
@@ -995,9 +1000,8 @@ function computeTargets(): void {
     }
   }
   if (ran('connect')) {
-    const ok = startupRuns.filter((r) => r.ok);
-    const ss = stat(ok.map((r) => r.startSessionMs ?? NaN));
-    judge('ssm-proxy start-up (spawn → StartSession)', ss?.median ?? null, (v) => v < TARGETS.startupMs, (v) => `${v.toFixed(0)} ms`, '< 150 ms', startupRuns.length - ok.length);
+    const warm = startupSummary(startupRuns);
+    judge('ssm-proxy start-up (spawn → StartSession)', warm.startSession?.median ?? null, (v) => v < TARGETS.startupMs, (v) => `${v.toFixed(0)} ms`, '< 150 ms', warm.failed);
     const p = summarize('connect', 'ssh-true', 'proxy');
     const d = summarize('connect', 'ssh-true', 'direct');
     judge('ssh host true overhead over direct ssh', p.wallMs && d.wallMs ? p.wallMs.median - d.wallMs.median : null, (v) => v <= TARGETS.connectOverheadMs, (v) => `+${v.toFixed(0)} ms`, '≤ +200 ms', p.failed + d.failed);
@@ -1011,9 +1015,9 @@ function computeTargets(): void {
     const ok = stallRuns.filter((r) => r.ok);
     judge('stalled-consumer growth', ok.length ? Math.max(...ok.map((r) => r.growthMiB ?? NaN)) : null, (v) => v < TARGETS.stallGrowthMiB, (v) => `${v.toFixed(1)} MiB (max of ${ok.length})`, '< 16 MiB', stallRuns.length - ok.length);
   }
-  const viol = allRuns.reduce((a, r) => a + (r.sim?.totalViolations ?? 0), 0) + [...startupRuns, ...coldStartupRuns].reduce((a, r) => a + (r.sim?.totalViolations ?? 0), 0) + stallRuns.reduce((a, r) => a + (r.sim?.totalViolations ?? 0), 0);
-  const simRuns = allRuns.filter((r) => r.sim).length + startupRuns.length + coldStartupRuns.length + stallRuns.length;
-  const violRuns = [...allRuns, ...startupRuns, ...coldStartupRuns, ...stallRuns].filter((r) => (r.sim?.totalViolations ?? 0) > 0).length;
+  const viol = allRuns.reduce((a, r) => a + (r.sim?.totalViolations ?? 0), 0) + everyStartupRun().reduce((a, r) => a + (r.sim?.totalViolations ?? 0), 0) + stallRuns.reduce((a, r) => a + (r.sim?.totalViolations ?? 0), 0);
+  const simRuns = allRuns.filter((r) => r.sim).length + everyStartupRun().length + stallRuns.length;
+  const violRuns = [...allRuns, ...everyStartupRun(), ...stallRuns].filter((r) => (r.sim?.totalViolations ?? 0) > 0).length;
   if (simRuns > 0) judge('simulator violations = 0', viol, (v) => v === 0, (v) => `${v} over ${simRuns} runs`, '0', violRuns);
 }
 
@@ -1207,7 +1211,7 @@ async function main(): Promise<number> {
   writeFileSync(join(REPO, 'bench', `${base}.json`), JSON.stringify(results, null, 2) + '\n');
   writeFileSync(join(REPO, 'bench', `${base}.md`), md + '\n');
   log(`wrote bench/${base}.json and bench/${base}.md`);
-  const failedRuns = allRuns.filter((r) => !r.ok).length + [...startupRuns, ...coldStartupRuns].filter((r) => !r.ok).length + stallRuns.filter((r) => !r.ok).length;
+  const failedRuns = allRuns.filter((r) => !r.ok).length + everyStartupRun().filter((r) => !r.ok).length + stallRuns.filter((r) => !r.ok).length;
   if (failedRuns > 0) log(`${failedRuns} run(s) FAILED (see the notes under the tables); exit status 1`);
   return failedRuns > 0 || targetRows.some((t) => t.result === 'FAILED') ? 1 : 0;
 }
