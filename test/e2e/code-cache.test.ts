@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { startSimulator, type Simulator } from '../sim/index.ts';
 import { PROXY_BIN, requireOpenSsh, startSshd } from './openssh.ts';
 import { rig } from './ssh-helpers.ts';
-import { cleanAwsEnv, NO_HOME, startProxy } from './proxy-process.ts';
+import { cleanAwsEnv, NO_HOME, startProxy, simAwsEnv } from './proxy-process.ts';
 
 const TARGET = 'i-0123456789abcdef0';
 let sim: Simulator;
@@ -32,7 +32,7 @@ afterAll(async () => {
 });
 
 function env(extra: Record<string, string | undefined>): NodeJS.ProcessEnv {
-  const e = cleanAwsEnv({ AWS_ACCESS_KEY_ID: sim.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: sim.credentials.secretAccessKey, AWS_REGION: sim.region, AWS_ENDPOINT_URL_SSM: sim.apiUrl });
+  const e = simAwsEnv(sim);
   for (const [k, v] of Object.entries(extra)) {
     if (v === undefined) delete e[k];
     else e[k] = v;

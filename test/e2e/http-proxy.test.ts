@@ -5,7 +5,7 @@ import { createServer as createHttpServer, type Server } from 'node:http';
 import { connect, createServer, type Socket } from 'node:net';
 import { startSimulator, type Simulator } from '../sim/index.ts';
 import { requireOpenSsh } from './openssh.ts';
-import { cleanAwsEnv, startProxy } from './proxy-process.ts';
+import { simAwsEnv, startProxy } from './proxy-process.ts';
 import { proxyFor } from '../../src/transport/proxy.ts';
 
 let sim: Simulator;
@@ -54,7 +54,7 @@ afterAll(async () => {
 });
 
 function env(extra: Record<string, string>) {
-  return cleanAwsEnv({ AWS_ACCESS_KEY_ID: sim.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: sim.credentials.secretAccessKey, AWS_REGION: sim.region, AWS_ENDPOINT_URL_SSM: sim.apiUrl, ...extra });
+  return simAwsEnv(sim, extra);
 }
 
 /** Sends a line through ssm-proxy to the echo target and waits for it to come back. */

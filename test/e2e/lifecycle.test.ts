@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ChildProcess } from 'node:child_process';
 import { startSshd, type SshdHandle } from './openssh.ts';
-import { startProxy, cleanAwsEnv, runProxy, type ProxyResult } from './proxy-process.ts';
+import { startProxy, simAwsEnv, runProxy, type ProxyResult } from './proxy-process.ts';
 import { TARGET } from './ssh-helpers.ts';
 import { startSimulator, type Simulator } from '../sim/index.ts';
 
@@ -13,7 +13,7 @@ let env: NodeJS.ProcessEnv;
 beforeAll(async () => {
   sshd = await startSshd();
   sim = await startSimulator({ profile: 'service', targets: { [TARGET]: { port: sshd.port }, 'i-00000000000000001': { port: sshd.port } }, faults: { refuseTargets: ['i-00000000000000001'] } });
-  env = cleanAwsEnv({ AWS_ACCESS_KEY_ID: sim.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: sim.credentials.secretAccessKey, AWS_REGION: sim.region, AWS_ENDPOINT_URL_SSM: sim.apiUrl });
+  env = simAwsEnv(sim);
 });
 afterAll(async () => {
   await sim?.close();

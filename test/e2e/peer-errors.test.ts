@@ -9,7 +9,7 @@ import { SessionRegistry } from '../sim/sessions.ts';
 import { FakeSsmApi, TEST_CREDENTIALS } from '../sim/ssm-api.ts';
 import { startSimulator } from '../sim/index.ts';
 import { requireOpenSsh } from './openssh.ts';
-import { cleanAwsEnv, runProxy } from './proxy-process.ts';
+import { cleanAwsEnv, runProxy, simAwsEnv } from './proxy-process.ts';
 
 type Behaviour = (ws: WebSocket) => void;
 let behaviour: Behaviour = () => {};
@@ -96,7 +96,7 @@ describe('the give-up rule', () => {
     const sinkPort = (sink.address() as { port: number }).port;
     const sim = await startSimulator({ profile: 'service', faults: { agentStopsAckingAfterMs: 0 } });
     try {
-      const e = cleanAwsEnv({ AWS_ACCESS_KEY_ID: sim.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: sim.credentials.secretAccessKey, AWS_REGION: sim.region, AWS_ENDPOINT_URL_SSM: sim.apiUrl, SSM_PROXY_GIVE_UP_AFTER: '2' });
+      const e = simAwsEnv(sim, { SSM_PROXY_GIVE_UP_AFTER: '2' });
       const r = await runProxy(['i-0123456789abcdef0', String(sinkPort)], e, { input: Buffer.from('hello'), keepStdinOpen: true, timeoutMs: 20_000 });
       expect(r.code).toBe(9);
       expect(oneLine(r.stderr)).toMatch(/has not acknowledged data for 2 s/);

@@ -3,6 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PROXY_BIN } from './openssh.ts';
+import type { Simulator } from '../sim/index.ts';
 
 export interface ProxyResult {
   code: number | null;
@@ -27,6 +28,11 @@ export function cleanAwsEnv(extra: Record<string, string> = {}): NodeJS.ProcessE
   env.SSM_PROXY_CODE_CACHE = TEST_CODE_CACHE;
   env.AWS_EC2_METADATA_DISABLED = 'true';
   return { ...env, ...extra };
+}
+
+/** cleanAwsEnv with the simulator's credentials, region and SSM endpoint, plus `extra`. */
+export function simAwsEnv(sim: Simulator, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return cleanAwsEnv({ AWS_ACCESS_KEY_ID: sim.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: sim.credentials.secretAccessKey, AWS_REGION: sim.region, AWS_ENDPOINT_URL_SSM: sim.apiUrl, ...extra });
 }
 
 export function startProxy(args: string[], env: NodeJS.ProcessEnv): { child: ChildProcess; done: Promise<ProxyResult> } {
