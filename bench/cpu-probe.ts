@@ -4,6 +4,7 @@
 import { spawn } from 'node:child_process';
 import { createServer, type Socket } from 'node:net';
 import { startSimulator } from '../test/sim/index.ts';
+import { pathWithNode } from '../test/e2e/openssh.ts';
 
 const dir = process.argv[2] === 'down' ? 'down' : 'up';
 const total = Number(process.argv[3] ?? 64) * 1024 * 1024;
@@ -33,7 +34,12 @@ const port = (server.address() as { port: number }).port;
 const profile = (process.env.PROBE_PROFILE ?? 'unlimited') as 'unlimited' | 'service';
 const sim = await startSimulator({ profile });
 const env = { ...process.env, AWS_ACCESS_KEY_ID: sim.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: sim.credentials.secretAccessKey, AWS_REGION: sim.region, AWS_ENDPOINT_URL_SSM: sim.apiUrl, AWS_EC2_METADATA_DISABLED: 'true' };
-const p = spawn(process.execPath, [...(process.env.PROBE_NODE_FLAGS ?? '').split(' ').filter(Boolean), process.env.PROBE_BIN ?? 'bin/ssm-proxy', ...(profile === 'unlimited' ? ['--frame-rate', '0'] : []), '-vv', 'i-0123456789abcdef0', String(port)], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+// The launcher runs as ssh runs it (its #! line picks node's flags); with PROBE_NODE_FLAGS
+// set, even empty, node is started here with those flags instead.
+const bin = process.env.PROBE_BIN ?? 'bin/ssm-proxy';
+const args = [...(profile === 'unlimited' ? ['--frame-rate', '0'] : []), '-vv', 'i-0123456789abcdef0', String(port)];
+const flags = process.env.PROBE_NODE_FLAGS;
+const p = flags === undefined ? spawn(bin, args, { env: { ...env, PATH: pathWithNode() }, stdio: ['pipe', 'pipe', 'pipe'] }) : spawn(process.execPath, [...flags.split(' ').filter(Boolean), bin, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
 let err = '';
 p.stderr.on('data', (d) => {
   err += d;
@@ -61,7 +67,7 @@ if (process.env.PROBE_THREADS) {
   for (const t of readdirSync(`/proc/${p.pid}/task`)) {
     const stat = readFileSync(`/proc/${p.pid}/task/${t}/stat`, 'utf8');
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    rows.push(`${stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))}=${Number(f[11]) + Number(f[12])}`);
+    rows.push(`${stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))}=${Number(f[11]) + Number(f[12])} (${f[7]} faults)`);
   }
   console.log(`threads (cpu ticks): ${rows.join(' ')}`);
 }

@@ -16,7 +16,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { join, resolve } from 'node:path';
 import { startSimulator, type Profile, type Simulator, type ViolationCounts } from '../test/sim/index.ts';
 import { connectClient, destroyClient, waitFor } from '../test/sim/testing.ts';
-import { startSshd, type SshdHandle } from '../test/e2e/openssh.ts';
+import { pathWithNode, startSshd, type SshdHandle } from '../test/e2e/openssh.ts';
 import { MiB, exec, fmtNum, fmtStat, forgetProxyPid, killAll, killProxyPid, poll, procMem, readIfExists, sleep, spawnTracked, stat, tableMarkdown, tableText, trackProxyPid, type ExecResult, type Stat, type Table } from './lib.ts';
 import { buildWrapper, parseUsage, type ProxyUsage } from './rusage.ts';
 
@@ -236,7 +236,7 @@ function sshdUser(): string {
 function writeSshConfig(h: SshdHandle, name: string, proxyArgs: string[]): string {
   const file = join(tmp, `ssh_config_${name}`);
   const common = [`  User ${sshdUser()}`, `  IdentityFile ${h.userKey}`, '  IdentitiesOnly yes', `  UserKnownHostsFile ${h.knownHosts}`, '  StrictHostKeyChecking yes', '  BatchMode yes', '  LogLevel ERROR'];
-  const argv = [...(wrapperPath ? [wrapperPath] : []), process.execPath, snapBin, ...proxyArgs];
+  const argv = [...(wrapperPath ? [wrapperPath] : []), snapBin, ...proxyArgs];
   const proxy = argv.map((a) => (/\s/.test(a) ? `"${a}"` : a)).join(' ');
   writeFileSync(file, ['Host direct', '  HostName 127.0.0.1', `  Port ${h.port}`, ...common, '', 'Host i-* mi-*', `  ProxyCommand ${proxy} %h %p`, ...common, ''].join('\n'));
   return file;
@@ -248,7 +248,7 @@ function directEnv(): NodeJS.ProcessEnv {
 
 function proxyEnv(sim: Simulator, rusageFile?: string): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH,
+    PATH: pathWithNode(),
     HOME: sshd!.dir,
     AWS_ACCESS_KEY_ID: sim.credentials.accessKeyId,
     AWS_SECRET_ACCESS_KEY: sim.credentials.secretAccessKey,
@@ -482,7 +482,7 @@ async function startupRun(iter: number, codeCache = true): Promise<StartupRecord
     const firstSeen = new Promise<void>((r) => (onFirst = r));
     const wall0 = Date.now();
     const t0 = performance.now();
-    const child = spawnTracked(process.execPath, [snapBin, TARGET, '22'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawnTracked(snapBin, [TARGET, '22'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
     child.stdout!.on('data', (d: Buffer) => {
       if (first === undefined) {
         first = performance.now();

@@ -40,14 +40,15 @@ async function run(options: ProxyOptions, logger: Logger): Promise<never> {
   // Until a session exists a signal just ends the process; afterwards it terminates the session first.
   let onSignal: (name: string) => void = (name) => void exit(SIGNAL_EXIT_BASE + (SIGNAL_NUMBERS[name] ?? 15), logger);
   for (const s of Object.keys(SIGNAL_NUMBERS)) process.on(s, () => onSignal(s));
+  logger.debug(`ssm-proxy ${VERSION} on node ${process.version}${process.execArgv.length > 0 ? ` ${process.execArgv.join(' ')}` : ''}`);
 
   // Every frame allocates a little, and V8 answers that churn by doubling its young
-  // generation up to tens of MB: a 64 MiB upload peaked at ~113 MB RSS. ssh starts us,
-  // so V8 flags cannot be given at launch, but V8 consults this one each time it
-  // considers growing. Set before the SDK loads, so that start-up does not grow it
-  // either: peak RSS 63 MB against 65-66 MB when set after StartSession, for ~10 ms
-  // more start-up (more scavenges while the SDK loads). The loader sets it before it
-  // compiles anything (cached bytecode must match the flags); this covers runs without it.
+  // generation up to tens of MB: a 64 MiB upload peaked at ~113 MB RSS. V8 consults this
+  // flag each time it considers growing, so setting it at run time works. Set before the
+  // SDK loads, so that start-up does not grow it either: peak RSS 63 MB against 65-66 MB
+  // when set after StartSession, for ~10 ms more start-up (more scavenges while the SDK
+  // loads). The loader sets it before it compiles anything (cached bytecode must match
+  // the flags); this covers runs without the loader (tests run the sources).
   (await import('node:v8')).setFlagsFromString('--semi-space-growth-factor=1');
   const { createSsmApi } = await import('../aws/ssm.ts');
   const api = await createSsmApi({ region: options.region, profile: options.profile, endpointUrl: options.endpointUrl, logger, caBundle: options.caBundle });

@@ -44,11 +44,17 @@ interface LoadedFile {
 
 const OFF = /^(off|0|false|no)$/i;
 
-/** The cache directory for this build, node version and architecture; undefined when there is none. */
-export function cacheDirFor(env: NodeJS.ProcessEnv, buildId: string, platform = process.platform): { dir: string; mayCreate: boolean } | undefined {
+/**
+ * The cache directory for this build, node version, architecture and node flags;
+ * undefined when there is none. V8 refuses bytecode cached under other flags, so
+ * `ssm-proxy` (the launcher gives node flags) and `node bin/ssm-proxy` keep apart
+ * instead of rewriting one cache in turn.
+ */
+export function cacheDirFor(env: NodeJS.ProcessEnv, buildId: string, platform = process.platform, nodeFlags = process.execArgv): { dir: string; mayCreate: boolean } | undefined {
   const setting = env.SSM_PROXY_CODE_CACHE;
   if (setting !== undefined && OFF.test(setting.trim())) return undefined;
-  const leaf = join('code-cache', `${buildId}-${process.version}-${process.arch}`);
+  const flags = nodeFlags.length > 0 ? `-${sha256(nodeFlags.join('\0')).toString('hex').slice(0, 8)}` : '';
+  const leaf = join('code-cache', `${buildId}-${process.version}-${process.arch}${flags}`);
   if (setting) return isAbsolute(setting) ? { dir: join(setting, leaf), mayCreate: true } : undefined;
   let base: string | undefined;
   let parent: string | undefined;

@@ -4,10 +4,18 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { delimiter, dirname, join, resolve } from 'node:path';
 
 export const REPO = resolve(new URL('../..', import.meta.url).pathname);
 export const PROXY_BIN = join(REPO, 'bin', 'ssm-proxy');
+
+/**
+ * PATH with the node running this process first. The launcher is started as ssh starts
+ * it, through its #! line, which finds `node` on PATH (and gives it its flags).
+ */
+export function pathWithNode(path = process.env.PATH): string {
+  return [dirname(process.execPath), ...(path ? [path] : [])].join(delimiter);
+}
 
 const INSTALL_HINT = 'install OpenSSH and rsync: apt-get install -y openssh-server openssh-client rsync';
 
@@ -141,7 +149,7 @@ export async function startSshd(): Promise<SshdHandle> {
     writeConfig(proxyArgs, extra = []) {
       const file = join(dir, `ssh_config_${Math.random().toString(36).slice(2)}`);
       const common = [`  User ${user}`, `  IdentityFile ${userKey}`, '  IdentitiesOnly yes', `  UserKnownHostsFile ${knownHosts}`, '  StrictHostKeyChecking yes', '  BatchMode yes', '  LogLevel ERROR', ...extra];
-      const proxy = [process.execPath, PROXY_BIN, ...proxyArgs].map((a) => (/\s/.test(a) ? `"${a}"` : a)).join(' ');
+      const proxy = [PROXY_BIN, ...proxyArgs].map((a) => (/\s/.test(a) ? `"${a}"` : a)).join(' ');
       writeFileSync(
         file,
         ['Host direct', '  HostName 127.0.0.1', `  Port ${port}`, ...common, '', 'Host i-* mi-*', `  ProxyCommand ${proxy} %h %p`, ...common, ''].join('\n'),

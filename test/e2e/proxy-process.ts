@@ -2,7 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PROXY_BIN } from './openssh.ts';
+import { PROXY_BIN, pathWithNode } from './openssh.ts';
 import type { Simulator } from '../sim/index.ts';
 
 export interface ProxyResult {
@@ -27,6 +27,7 @@ export function cleanAwsEnv(extra: Record<string, string> = {}): NodeJS.ProcessE
   delete env.XDG_CACHE_HOME;
   env.SSM_PROXY_CODE_CACHE = TEST_CODE_CACHE;
   env.AWS_EC2_METADATA_DISABLED = 'true';
+  env.PATH = pathWithNode(env.PATH);
   return { ...env, ...extra };
 }
 
@@ -35,9 +36,10 @@ export function simAwsEnv(sim: Simulator, extra: Record<string, string> = {}): N
   return cleanAwsEnv({ AWS_ACCESS_KEY_ID: sim.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: sim.credentials.secretAccessKey, AWS_REGION: sim.region, AWS_ENDPOINT_URL_SSM: sim.apiUrl, ...extra });
 }
 
-export function startProxy(args: string[], env: NodeJS.ProcessEnv): { child: ChildProcess; done: Promise<ProxyResult> } {
+/** Starts the launcher as ssh does (its #! line gives node its flags), or with `node: true` as `node bin/ssm-proxy`. */
+export function startProxy(args: string[], env: NodeJS.ProcessEnv, how: { node?: boolean } = {}): { child: ChildProcess; done: Promise<ProxyResult> } {
   const t0 = performance.now();
-  const child = spawn(process.execPath, [PROXY_BIN, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = how.node ? spawn(process.execPath, [PROXY_BIN, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] }) : spawn(PROXY_BIN, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
   const out: Buffer[] = [];
   let err = '';
   child.stdout!.on('data', (d) => out.push(d));

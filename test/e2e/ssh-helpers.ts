@@ -1,7 +1,7 @@
 // Runs OpenSSH tools against the private sshd through ssm-proxy and the simulator.
 import { spawn } from 'node:child_process';
 import { startSimulator, type SimOptions, type Simulator } from '../sim/index.ts';
-import type { SshdHandle } from './openssh.ts';
+import { pathWithNode, type SshdHandle } from './openssh.ts';
 
 export const TARGET = 'i-0123456789abcdef0';
 
@@ -46,7 +46,7 @@ export interface Rig {
 export async function rig(sshd: SshdHandle, simOptions: SimOptions = {}, proxyArgs: string[] = []): Promise<Rig> {
   const sim = await startSimulator({ targets: { [TARGET]: { port: sshd.port } }, ...simOptions });
   const env: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH,
+    PATH: pathWithNode(),
     HOME: sshd.dir,
     AWS_ACCESS_KEY_ID: sim.credentials.accessKeyId,
     AWS_SECRET_ACCESS_KEY: sim.credentials.secretAccessKey,

@@ -14,29 +14,40 @@ describe('cacheDirFor', () => {
   const leaf = join('code-cache', `b1-${process.version}-${process.arch}`);
 
   it('is off when asked', () => {
-    for (const v of ['off', 'OFF', '0', 'false', 'no', ' off ']) expect(cacheDirFor({ SSM_PROXY_CODE_CACHE: v, HOME: '/h' }, id)).toBeUndefined();
+    for (const v of ['off', 'OFF', '0', 'false', 'no', ' off ']) expect(cacheDirFor({ SSM_PROXY_CODE_CACHE: v, HOME: '/h' }, id, process.platform, [])).toBeUndefined();
   });
 
   it('uses an absolute SSM_PROXY_CODE_CACHE as given and ignores a relative one', () => {
-    expect(cacheDirFor({ SSM_PROXY_CODE_CACHE: '/var/c', HOME: '/h' }, id)).toEqual({ dir: join('/var/c', leaf), mayCreate: true });
-    expect(cacheDirFor({ SSM_PROXY_CODE_CACHE: 'rel/c', HOME: '/h' }, id)).toBeUndefined();
+    expect(cacheDirFor({ SSM_PROXY_CODE_CACHE: '/var/c', HOME: '/h' }, id, process.platform, [])).toEqual({ dir: join('/var/c', leaf), mayCreate: true });
+    expect(cacheDirFor({ SSM_PROXY_CODE_CACHE: 'rel/c', HOME: '/h' }, id, process.platform, [])).toBeUndefined();
   });
 
   it('follows XDG_CACHE_HOME, then ~/.cache; macOS and Windows have their own places', () => {
     const home = mkdtempSync(join(tmpdir(), 'ssm-proxy-home-'));
     try {
-      expect(cacheDirFor({ XDG_CACHE_HOME: home, HOME: '/h' }, id, 'linux')).toEqual({ dir: join(home, 'ssm-proxy', leaf), mayCreate: true });
-      expect(cacheDirFor({ XDG_CACHE_HOME: 'relative', HOME: home }, id, 'linux')).toEqual({ dir: join(home, '.cache', 'ssm-proxy', leaf), mayCreate: true });
-      expect(cacheDirFor({ HOME: home }, id, 'darwin')).toEqual({ dir: join(home, 'Library', 'Caches', 'ssm-proxy', leaf), mayCreate: true });
-      expect(cacheDirFor({ LOCALAPPDATA: home }, id, 'win32')).toEqual({ dir: join(home, 'ssm-proxy', 'Cache', leaf), mayCreate: true });
+      expect(cacheDirFor({ XDG_CACHE_HOME: home, HOME: '/h' }, id, 'linux', [])).toEqual({ dir: join(home, 'ssm-proxy', leaf), mayCreate: true });
+      expect(cacheDirFor({ XDG_CACHE_HOME: 'relative', HOME: home }, id, 'linux', [])).toEqual({ dir: join(home, '.cache', 'ssm-proxy', leaf), mayCreate: true });
+      expect(cacheDirFor({ HOME: home }, id, 'darwin', [])).toEqual({ dir: join(home, 'Library', 'Caches', 'ssm-proxy', leaf), mayCreate: true });
+      expect(cacheDirFor({ LOCALAPPDATA: home }, id, 'win32', [])).toEqual({ dir: join(home, 'ssm-proxy', 'Cache', leaf), mayCreate: true });
     } finally {
       rmSync(home, { recursive: true, force: true });
     }
   });
 
+  it('keeps one cache per set of node flags: V8 refuses bytecode made under others', () => {
+    const plain = cacheDirFor({ SSM_PROXY_CODE_CACHE: '/var/c' }, id, 'linux', [])!.dir;
+    const single = cacheDirFor({ SSM_PROXY_CODE_CACHE: '/var/c' }, id, 'linux', ['--single-threaded'])!.dir;
+    const other = cacheDirFor({ SSM_PROXY_CODE_CACHE: '/var/c' }, id, 'linux', ['--single-threaded', '--max-old-space-size=64'])!.dir;
+    expect(plain).toBe(join('/var/c', leaf));
+    expect(single.slice(0, plain.length)).toBe(plain);
+    expect(single.slice(plain.length)).toMatch(/^-[0-9a-f]{8}$/);
+    expect(new Set([plain, single, other]).size).toBe(3);
+    expect(cacheDirFor({ SSM_PROXY_CODE_CACHE: '/var/c' }, id, 'linux', ['--single-threaded'])!.dir).toBe(single);
+  });
+
   it('does not create a home that does not exist', () => {
     const missing = join(tmpdir(), 'ssm-proxy-no-such-home');
-    expect(cacheDirFor({ HOME: missing }, id, 'linux')).toEqual({ dir: join(missing, '.cache', 'ssm-proxy', leaf), mayCreate: false });
+    expect(cacheDirFor({ HOME: missing }, id, 'linux', [])).toEqual({ dir: join(missing, '.cache', 'ssm-proxy', leaf), mayCreate: false });
   });
 });
 
