@@ -47,8 +47,8 @@ const OFF = /^(off|0|false|no)$/i;
 /**
  * The cache directory for this build, node version, architecture and node flags;
  * undefined when there is none. V8 refuses bytecode cached under other flags, so
- * `ssm-proxy` (the launcher gives node flags) and `node bin/ssm-proxy` keep apart
- * instead of rewriting one cache in turn.
+ * `ssm-proxy` and `node --some-flag bin/ssm-proxy` keep apart instead of rewriting
+ * one cache in turn.
  */
 export function cacheDirFor(env: NodeJS.ProcessEnv, buildId: string, platform = process.platform, nodeFlags = process.execArgv): { dir: string; mayCreate: boolean } | undefined {
   const setting = env.SSM_PROXY_CODE_CACHE;

@@ -36,10 +36,10 @@ export function simAwsEnv(sim: Simulator, extra: Record<string, string> = {}): N
   return cleanAwsEnv({ AWS_ACCESS_KEY_ID: sim.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: sim.credentials.secretAccessKey, AWS_REGION: sim.region, AWS_ENDPOINT_URL_SSM: sim.apiUrl, ...extra });
 }
 
-/** Starts the launcher as ssh does (its #! line gives node its flags), or with `node: true` as `node bin/ssm-proxy`. */
-export function startProxy(args: string[], env: NodeJS.ProcessEnv, how: { node?: boolean } = {}): { child: ChildProcess; done: Promise<ProxyResult> } {
+/** Starts the launcher as ssh does (through its #! line), or with `nodeFlags` as `node FLAGS bin/ssm-proxy`. */
+export function startProxy(args: string[], env: NodeJS.ProcessEnv, how: { nodeFlags?: string[] } = {}): { child: ChildProcess; done: Promise<ProxyResult> } {
   const t0 = performance.now();
-  const child = how.node ? spawn(process.execPath, [PROXY_BIN, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] }) : spawn(PROXY_BIN, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = how.nodeFlags ? spawn(process.execPath, [...how.nodeFlags, PROXY_BIN, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] }) : spawn(PROXY_BIN, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
   const out: Buffer[] = [];
   let err = '';
   child.stdout!.on('data', (d) => out.push(d));
