@@ -39,7 +39,10 @@ const env = { ...process.env, AWS_ACCESS_KEY_ID: sim.credentials.accessKeyId, AW
 const bin = process.env.PROBE_BIN ?? 'bin/ssm-proxy';
 const args = [...(profile === 'unlimited' ? ['--frame-rate', '0'] : []), '-vv', 'i-0123456789abcdef0', String(port)];
 const flags = process.env.PROBE_NODE_FLAGS;
-const p = flags === undefined ? spawn(bin, args, { env: { ...env, PATH: pathWithNode() }, stdio: ['pipe', 'pipe', 'pipe'] }) : spawn(process.execPath, [...flags.split(' ').filter(Boolean), bin, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+// PROBE_WRAP="valgrind --tool=callgrind ..." runs it under another program (instruction counts).
+const wrap = (process.env.PROBE_WRAP ?? '').split(' ').filter(Boolean);
+const argv = flags === undefined ? [bin, ...args] : [process.execPath, ...flags.split(' ').filter(Boolean), bin, ...args];
+const p = spawn(wrap[0] ?? argv[0], [...wrap.slice(1), ...(wrap.length > 0 ? argv : argv.slice(1))], { env: { ...env, PATH: pathWithNode() }, stdio: ['pipe', 'pipe', 'pipe'] });
 let err = '';
 p.stderr.on('data', (d) => {
   err += d;

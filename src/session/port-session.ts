@@ -8,9 +8,9 @@ import { PayloadFlag, TERMINATE_FLAG_MIN_AGENT_EXCLUSIVE } from '../protocol/con
 import { versionGreaterThan } from '../protocol/version.ts';
 import { ExitCode, ProxyError, SIGNAL_EXIT_BASE, SIGNAL_NUMBERS } from '../cli/exit-codes.ts';
 import type { Logger } from '../cli/log.ts';
-import { corkUntilNextTick } from '../transport/cork.ts';
 import { DeadlineTimer } from '../transport/deadline-timer.ts';
 import { WebSocketLink } from '../transport/websocket-link.ts';
+import { BatchArenas } from '../transport/ws-frames.ts';
 import type { ByteSource } from '../transport/stdin.ts';
 import { HeapGuard } from './heap-guard.ts';
 import { monotonicMs } from '../transport/clock.ts';
@@ -84,6 +84,7 @@ export class PortSession {
   private stdinStarted = false;
   private stdinEnded = false;
   private stdoutBlocked = false;
+  private readonly stdoutArenas = new BatchArenas();
   private terminating = false;
   private finished = false;
   private reconnecting = false;
@@ -196,10 +197,17 @@ export class PortSession {
   private flush(): void {
     const out = this.channel.drain();
     if (out.transmit.length > 0) this.link.sendFrames(out.transmit);
-    if (out.deliver.length > 0) corkUntilNextTick(this.o.stdout);
-    for (const b of out.deliver) {
-      this.stats.bytesIn += b.length;
-      if (!this.finished) this.o.stdout.write(b);
+    const deliver = out.deliver;
+    if (deliver.length === 1) {
+      this.stats.bytesIn += deliver[0].length;
+      if (!this.finished) this.o.stdout.write(deliver[0]);
+    } else if (deliver.length > 1) {
+      // One write for the payloads of every frame parsed from one socket read: a stream
+      // write per ~1 KiB payload cost more than copying them together.
+      const batch = this.stdoutArenas.gather(deliver);
+      this.stats.bytesIn += batch.bytes.length;
+      if (!this.finished) this.o.stdout.write(batch.bytes, batch.done);
+      else batch.done();
     }
     if (!this.stdoutBlocked && !this.finished && this.o.stdout.writableLength > STDOUT_PAUSE_BYTES) {
       // ssh is not keeping up: stop reading the websocket until stdout drains.

@@ -116,7 +116,7 @@ const ARENA_BYTES = 256 * 1024;
 const MAX_ARENAS = 8;
 
 /**
- * Output buffers for batches of websocket frames, carved from a few reused arenas.
+ * Output buffers for batches of websocket frames (or of stdout's chunks), carved from a few reused arenas.
  * A fresh buffer per tick left megabytes of dead ArrayBuffers between scavenges (the
  * peak RSS target is tight); an arena is reused once every write from it has completed.
  */
@@ -126,17 +126,30 @@ export class BatchArenas {
 
   /** The encoded batch and the release to call when the socket has written it. */
   encode(payloads: readonly Buffer[], masked: boolean): { bytes: Buffer; done: () => void } {
-    const total = encodedLength(payloads, masked);
-    const arena = this.arenaFor(total);
-    if (!arena) {
-      const bytes = Buffer.allocUnsafe(total);
-      encodeInto(payloads, masked, bytes);
-      return { bytes, done: noop };
+    const out = this.reserve(encodedLength(payloads, masked));
+    encodeInto(payloads, masked, out.bytes);
+    return out;
+  }
+
+  /** The buffers one after another in one buffer, and the release to call once it is written. */
+  gather(parts: readonly Buffer[]): { bytes: Buffer; done: () => void } {
+    let total = 0;
+    for (const p of parts) total += p.length;
+    const out = this.reserve(total);
+    let o = 0;
+    for (const p of parts) {
+      out.bytes.set(p, o);
+      o += p.length;
     }
+    return out;
+  }
+
+  private reserve(total: number): { bytes: Buffer; done: () => void } {
+    const arena = this.arenaFor(total);
+    if (!arena) return { bytes: Buffer.allocUnsafe(total), done: noop };
     const bytes = arena.buf.subarray(arena.used, arena.used + total);
     arena.used += total;
     arena.pending++;
-    encodeInto(payloads, masked, bytes);
     return {
       bytes,
       done: () => {

@@ -78,4 +78,16 @@ describe('BatchArenas', () => {
     expect(arenas.encode(p, false).bytes.equals(encodeBinaryMessages(p, false))).toBe(true);
     expect(await parse(arenas.encode(p, true).bytes, true)).toEqual(p);
   });
+
+  it('gathers buffers into one, in order, from the same arenas', () => {
+    const arenas = new BatchArenas();
+    const parts = [Buffer.from('ab'), Buffer.alloc(0), Buffer.alloc(1024, 3), Buffer.from('z')];
+    const g = arenas.gather(parts);
+    expect(g.bytes.equals(Buffer.concat(parts))).toBe(true);
+    const kept = Buffer.from(g.bytes);
+    for (let i = 0; i < 600; i++) arenas.gather([Buffer.alloc(1000, 0xee)]).done();
+    expect(g.bytes.equals(kept)).toBe(true);
+    const big = arenas.gather([Buffer.alloc(200 * 1024, 1), Buffer.alloc(100 * 1024, 2)]);
+    expect(big.bytes.equals(Buffer.concat([Buffer.alloc(200 * 1024, 1), Buffer.alloc(100 * 1024, 2)]))).toBe(true);
+  });
 });
