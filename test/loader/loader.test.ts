@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cacheDirFor, STALE_BUILD_MS } from '../../src/loader/loader.ts';
+import { cacheDirFor, decodeCacheFile, encodeCacheFile, STALE_BUILD_MS } from '../../src/loader/loader.ts';
 
 const LOADER = join(import.meta.dirname, '..', '..', 'src', 'loader', 'loader.ts');
 
@@ -48,6 +48,31 @@ describe('cacheDirFor', () => {
   it('does not create a home that does not exist', () => {
     const missing = join(tmpdir(), 'ssm-proxy-no-such-home');
     expect(cacheDirFor({ HOME: missing }, id, 'linux', [])).toEqual({ dir: join(missing, '.cache', 'ssm-proxy', leaf), mayCreate: false });
+  });
+});
+
+describe('cache file', () => {
+  const source = 'exports.f = () => 42;\n'.repeat(100);
+  const data = Buffer.from(Array.from({ length: 5000 }, (_, i) => (i * 7) & 0xff));
+
+  it('gives back the data for the source it was made from', () => {
+    expect(decodeCacheFile(source, encodeCacheFile(source, data))?.equals(data)).toBe(true);
+  });
+
+  it('refuses other source, damaged data, a cut file and the older format', () => {
+    const file = encodeCacheFile(source, data);
+    expect(decodeCacheFile(`${source} `, file)).toBeUndefined();
+    expect(decodeCacheFile(source.replace('42', '43'), file)).toBeUndefined();
+    for (const at of [file.length - 1, file.length - 2500, 30]) {
+      const damaged = Buffer.from(file);
+      damaged[at] ^= 0x10;
+      expect(decodeCacheFile(source, damaged)).toBeUndefined();
+    }
+    expect(decodeCacheFile(source, file.subarray(0, file.length - 1))).toBeUndefined();
+    expect(decodeCacheFile(source, file.subarray(0, 30))).toBeUndefined();
+    const older = Buffer.from(file);
+    older.write('ssm-proxy code cache 1\n', 0, 'latin1');
+    expect(decodeCacheFile(source, older)).toBeUndefined();
   });
 });
 
