@@ -198,16 +198,13 @@ export class PortSession {
     const out = this.channel.drain();
     if (out.transmit.length > 0) this.link.sendFrames(out.transmit);
     const deliver = out.deliver;
-    if (deliver.length === 1) {
-      this.stats.bytesIn += deliver[0].length;
-      if (!this.finished) this.o.stdout.write(deliver[0]);
-    } else if (deliver.length > 1) {
+    for (const b of deliver) this.stats.bytesIn += b.length;
+    if (!this.finished && deliver.length === 1) this.o.stdout.write(deliver[0]);
+    else if (!this.finished && deliver.length > 1) {
       // One write for the payloads of every frame parsed from one socket read: a stream
       // write per ~1 KiB payload cost more than copying them together.
       const batch = this.stdoutArenas.gather(deliver);
-      this.stats.bytesIn += batch.bytes.length;
-      if (!this.finished) this.o.stdout.write(batch.bytes, batch.done);
-      else batch.done();
+      this.o.stdout.write(batch.bytes, batch.done);
     }
     if (!this.stdoutBlocked && !this.finished && this.o.stdout.writableLength > STDOUT_PAUSE_BYTES) {
       // ssh is not keeping up: stop reading the websocket until stdout drains.
