@@ -11,6 +11,7 @@ import {
 import { fail, ok, type Result } from './result.ts';
 import { ACK_TEXT, canonicalAckSequence } from './payloads.ts';
 import { readMessageId, writeMessageId, writeMessageIdText } from './uuid.ts';
+import { readI32, readU32, writeU32 } from './bytes.ts';
 
 export interface FrameFields {
   messageType: string;
@@ -147,13 +148,14 @@ function writeRandomMessageId(buf: Buffer, offset: number): void {
   buf[offset + 14] = (buf[offset + 14] & 0x0f) | 0x40;
 }
 
+/** `value`: a whole number in 0..2^53-1. */
 function writeUint64(buf: Buffer, value: number, offset: number): void {
-  buf.writeUInt32BE(Math.floor(value / 0x100000000) >>> 0, offset);
-  buf.writeUInt32BE(value >>> 0, offset + 4);
+  writeU32(buf, Math.floor(value / 0x100000000) >>> 0, offset);
+  writeU32(buf, value >>> 0, offset + 4);
 }
 
 function readUint64(buf: Buffer, offset: number): number {
-  return buf.readUInt32BE(offset) * 0x100000000 + buf.readUInt32BE(offset + 4);
+  return readU32(buf, offset) * 0x100000000 + readU32(buf, offset + 4);
 }
 
 const SMALL_FLAGS = [0n, 1n, 2n, 3n];
@@ -186,8 +188,10 @@ export function encodeFrame(f: FrameFields, into?: Buffer): Buffer {
   if (f.messageId === undefined) writeRandomMessageId(buf, 64);
   else writeMessageId(buf, 64, f.messageId);
   writeDigestField(buf, sha256Latin1(f.payload));
-  buf.writeUInt32BE(f.payloadType, 112);
-  buf.writeUInt32BE(n, 116);
+  const payloadType = f.payloadType;
+  if (payloadType >>> 0 === payloadType) writeU32(buf, payloadType, 112);
+  else buf.writeUInt32BE(payloadType, 112); // throws the usual RangeError
+  writeU32(buf, n, 116);
   buf.set(f.payload, PAYLOAD_OFFSET);
   return buf;
 }
@@ -234,7 +238,7 @@ export function decodeFrame(buf: Buffer): Result<Frame> {
     if (!mt.value.cleanPadding) (warnings ??= []).push('messageTypePadding');
   }
 
-  const headerLength = buf.readUInt32BE(0);
+  const headerLength = readU32(buf, 0);
   const lenient = isLenientType(messageType);
   const inBounds = headerLength >= HEADER_LENGTH && headerLength + 4 <= buf.length;
   if (!lenient) {
@@ -244,12 +248,12 @@ export function decodeFrame(buf: Buffer): Result<Frame> {
   }
   if (headerLength !== HEADER_LENGTH) (warnings ??= []).push('headerLength');
 
-  const schemaVersion = buf.readUInt32BE(36);
+  const schemaVersion = readU32(buf, 36);
   if (schemaVersion !== SCHEMA_VERSION) (warnings ??= []).push('schemaVersion');
   // Plain numbers: CreatedDate and sequence numbers fit easily in 2^53.
   const createdDate = readUint64(buf, 40);
-  const seqHigh = buf.readInt32BE(48);
-  const seq = seqHigh * 0x100000000 + buf.readUInt32BE(52);
+  const seqHigh = readI32(buf, 48);
+  const seq = seqHigh * 0x100000000 + readU32(buf, 52);
   const seqOk = seqHigh >= 0 && seq <= Number.MAX_SAFE_INTEGER;
   if (!lenient) {
     if (createdDate === 0) return fail('createdDate', 'is zero');
@@ -257,10 +261,10 @@ export function decodeFrame(buf: Buffer): Result<Frame> {
     if (!seqOk) return fail('sequenceNumber', `${buf.readBigInt64BE(48)} is out of range`);
   }
   const payload = inBounds ? buf.subarray(headerLength + 4) : buf.subarray(buf.length);
-  const payloadLength = buf.readUInt32BE(116);
+  const payloadLength = readU32(buf, 116);
   if (payloadLength !== payload.length) (warnings ??= []).push('payloadLength');
-  const flagsHigh = buf.readUInt32BE(56);
-  const flagsLow = buf.readUInt32BE(60);
+  const flagsHigh = readU32(buf, 56);
+  const flagsLow = readU32(buf, 60);
   if (!lenient && (payload.length !== 0 || payloadLength !== 0)) {
     if (!digestFieldIs(buf, sha256Latin1(payload))) return fail('payloadDigest', 'does not match the SHA-256 of the payload');
   }
@@ -274,7 +278,7 @@ export function decodeFrame(buf: Buffer): Result<Frame> {
       // start/pause_publication headers are not validated (§5.4); keep a usable number.
       seqOk ? seq : 0,
       flagsHigh === 0 && flagsLow < 4 ? SMALL_FLAGS[flagsLow] : buf.readBigUInt64BE(56),
-      buf.readUInt32BE(112),
+      readU32(buf, 112),
       payloadLength,
       payload,
       warnings ?? NO_WARNINGS,
@@ -289,10 +293,10 @@ export function decodeFrame(buf: Buffer): Result<Frame> {
  * sent, so this reads it without building a Frame.
  */
 export function ackSequenceOf(buf: Buffer): number {
-  if (buf.length <= PAYLOAD_OFFSET || buf.readUInt32BE(0) !== HEADER_LENGTH || !typeFieldIs(buf, ACK_PREFIX) || buf.readUInt32BE(36) !== SCHEMA_VERSION) return -1;
-  if (buf.readUInt32BE(40) === 0 && buf.readUInt32BE(44) === 0) return -1; // CreatedDate 0: decodeFrame's error
-  if (buf.readUInt32BE(48) > 0x1fffff) return -1; // its own sequence number, negative or past 2^53
-  if (buf.readUInt32BE(116) !== buf.length - PAYLOAD_OFFSET) return -1;
+  if (buf.length <= PAYLOAD_OFFSET || readU32(buf, 0) !== HEADER_LENGTH || !typeFieldIs(buf, ACK_PREFIX) || readU32(buf, 36) !== SCHEMA_VERSION) return -1;
+  if (readU32(buf, 40) === 0 && readU32(buf, 44) === 0) return -1; // CreatedDate 0: decodeFrame's error
+  if (readU32(buf, 48) > 0x1fffff) return -1; // its own sequence number, negative or past 2^53
+  if (readU32(buf, 116) !== buf.length - PAYLOAD_OFFSET) return -1;
   const seq = canonicalAckSequence(buf, PAYLOAD_OFFSET, buf.length);
   if (seq < 0 || !digestFieldIs(buf, sha256Latin1(buf.subarray(PAYLOAD_OFFSET)))) return -1;
   return seq;
@@ -334,8 +338,8 @@ export function encodeAckFrame(acked: Frame, createdDate: number, storage?: (byt
   writeUint64(buf, 0, 48);
   writeUint64(buf, 3, 56); // flags as both reference implementations send on acks (§4.7)
   writeRandomMessageId(buf, 64);
-  buf.writeUInt32BE(0, 112);
-  buf.writeUInt32BE(n, 116);
+  writeU32(buf, 0, 112);
+  writeU32(buf, n, 116);
   let o = PAYLOAD_OFFSET;
   buf.set(opening, o);
   o += opening.length;

@@ -4,6 +4,7 @@
 // hashing. The bytes on the wire are the same as ws would send.
 import { randomFillSync } from 'node:crypto';
 import { createRequire } from 'node:module';
+import { writeU16, writeU32 } from '../protocol/bytes.ts';
 
 type MaskFn = (source: Buffer, mask: Buffer, output: Buffer, offset: number, length: number) => void;
 
@@ -82,12 +83,12 @@ function encodeInto(payloads: readonly Buffer[], masked: boolean, out: Buffer): 
       o += 2;
     } else if (n < 65536) {
       out[o + 1] = maskBit | 126;
-      out.writeUInt16BE(n, o + 2);
+      writeU16(out, n, o + 2);
       o += 4;
     } else {
       out[o + 1] = maskBit | 127;
-      out.writeUInt32BE(Math.floor(n / 0x100000000), o + 2);
-      out.writeUInt32BE(n >>> 0, o + 6);
+      writeU32(out, Math.floor(n / 0x100000000), o + 2);
+      writeU32(out, n >>> 0, o + 6);
       o += 10;
     }
     if (masked) {

@@ -4,6 +4,7 @@
 // one ~1 KiB message per frame; this one makes one view per message that arrives
 // whole in a read, and copies only messages split across reads.
 import { isUtf8 } from 'node:buffer';
+import { readU16, readU32 } from '../protocol/bytes.ts';
 
 export interface WsReceiverEvents {
   /** A whole data message; `binary` is false for text (already checked to be UTF-8). */
@@ -125,12 +126,12 @@ export class WsReceiver {
       if (this.fragmentOpcode < 0) return this.fail('a continuation frame with no message to continue', CLOSE_PROTOCOL_ERROR);
     } else if (this.fragmentOpcode >= 0) return this.fail('a new message started before the fragmented one ended', CLOSE_PROTOCOL_ERROR);
     if ((b1 & 0x80) !== 0) return this.fail('the server sent a masked frame', CLOSE_PROTOCOL_ERROR);
-    if (len === 126) len = buf.readUInt16BE(o + 2);
+    if (len === 126) len = readU16(buf, o + 2);
     else if (len === 127) {
-      const high = buf.readUInt32BE(o + 2);
+      const high = readU32(buf, o + 2);
       // Above 2^53 - 1, or with the top bit set (§5.2): nothing we would accept anyway.
       if (high > 0x1fffff) return this.fail('a frame length is out of range', CLOSE_TOO_BIG);
-      len = high * 0x100000000 + buf.readUInt32BE(o + 6);
+      len = high * 0x100000000 + readU32(buf, o + 6);
     }
     if (opcode === OP_CLOSE && len === 1) return this.fail('a close frame with a 1-byte payload', CLOSE_PROTOCOL_ERROR);
     if (opcode < OP_CLOSE && len > this.maxPayload - this.fragmentsLength) return this.fail(`a message larger than ${this.maxPayload} bytes`, CLOSE_TOO_BIG);

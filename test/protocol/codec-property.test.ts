@@ -50,3 +50,11 @@ describe('frame codec round trip', () => {
     expect(sawEmpty && sawMax).toBe(true);
   });
 });
+
+describe('frame encoder argument checks', () => {
+  it('refuses a PayloadType outside 0..2^32-1 instead of wrapping it', () => {
+    const f: FrameFields = { messageType: MessageType.InputStreamData, createdDate: 1, sequenceNumber: 0, flags: 0, payloadType: 1, payload: Buffer.from('x') };
+    for (const payloadType of [-1, 2 ** 32]) expect(() => encodeFrame({ ...f, payloadType })).toThrow(RangeError);
+    expect(decodeFrame(encodeFrame({ ...f, payloadType: 2 ** 32 - 1 }))).toMatchObject({ ok: true, value: { payloadType: 2 ** 32 - 1 } });
+  });
+});
