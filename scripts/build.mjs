@@ -53,7 +53,7 @@ for (const file of [...app.outputFiles].sort((a, b) => a.path.localeCompare(b.pa
 }
 
 // 3. The loader. The build id names the cache directory, so that each build keeps its
-//    own caches (the loader also checks every cache file against its source's digest).
+//    own caches (the loader also checks every cache file against a checksum of its source).
 await build({
   entryPoints: { 'ssm-proxy': 'src/loader/entry.ts' },
   outdir: 'dist',
