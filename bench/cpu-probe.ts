@@ -41,8 +41,8 @@ const args = [...(profile === 'unlimited' ? ['--frame-rate', '0'] : []), '-vv', 
 const flags = process.env.PROBE_NODE_FLAGS;
 // PROBE_WRAP="valgrind --tool=callgrind ..." runs it under another program (instruction counts).
 const wrap = (process.env.PROBE_WRAP ?? '').split(' ').filter(Boolean);
-const argv = flags === undefined ? [bin, ...args] : [process.execPath, ...flags.split(' ').filter(Boolean), bin, ...args];
-const p = spawn(wrap[0] ?? argv[0], [...wrap.slice(1), ...(wrap.length > 0 ? argv : argv.slice(1))], { env: { ...env, PATH: pathWithNode() }, stdio: ['pipe', 'pipe', 'pipe'] });
+const [cmd, ...cmdArgs] = [...wrap, ...(flags === undefined ? [bin] : [process.execPath, ...flags.split(' ').filter(Boolean), bin]), ...args];
+const p = spawn(cmd, cmdArgs, { env: { ...env, PATH: pathWithNode() }, stdio: ['pipe', 'pipe', 'pipe'] });
 let err = '';
 p.stderr.on('data', (d) => {
   err += d;

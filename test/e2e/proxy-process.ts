@@ -39,7 +39,8 @@ export function simAwsEnv(sim: Simulator, extra: Record<string, string> = {}): N
 /** Starts the launcher as ssh does (through its #! line), or with `nodeFlags` as `node FLAGS bin/ssm-proxy`. */
 export function startProxy(args: string[], env: NodeJS.ProcessEnv, how: { nodeFlags?: string[] } = {}): { child: ChildProcess; done: Promise<ProxyResult> } {
   const t0 = performance.now();
-  const child = how.nodeFlags ? spawn(process.execPath, [...how.nodeFlags, PROXY_BIN, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] }) : spawn(PROXY_BIN, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  const [cmd, ...cmdArgs] = how.nodeFlags ? [process.execPath, ...how.nodeFlags, PROXY_BIN, ...args] : [PROXY_BIN, ...args];
+  const child = spawn(cmd, cmdArgs, { env, stdio: ['pipe', 'pipe', 'pipe'] });
   const out: Buffer[] = [];
   let err = '';
   child.stdout!.on('data', (d) => out.push(d));
