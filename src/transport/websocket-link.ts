@@ -41,6 +41,8 @@ export class WebSocketLink extends EventEmitter<LinkEvents> {
   private pingTimer: NodeJS.Timeout | null = null;
   private lastHeard = 0;
   private closedByUs = false;
+  /** Set while close() waits for the close handshake to end. */
+  private closeWaiter: (() => void) | null = null;
   private readonly connectTimeoutMs: number;
   private readonly pingIntervalMs: number;
   private readonly deadAfterMs: number;
@@ -165,6 +167,7 @@ export class WebSocketLink extends EventEmitter<LinkEvents> {
     ws.on('error', () => {});
     if (closeCode === undefined) ws.terminate();
     else closeAfterPeer(ws, closeCode);
+    this.closeWaiter?.();
     if (!this.closedByUs) this.emit('down', reason);
   }
 
@@ -211,7 +214,8 @@ export class WebSocketLink extends EventEmitter<LinkEvents> {
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(t);
-        this.ws = null;
+        if (this.ws === ws) this.ws = null;
+        this.closeWaiter = null;
         resolve();
       };
       const t = setTimeout(() => {
@@ -219,6 +223,8 @@ export class WebSocketLink extends EventEmitter<LinkEvents> {
         done();
       }, 1000);
       ws.once('close', done);
+      // Our receiver reads the server's answering close frame first: down() ends the wait.
+      this.closeWaiter = done;
       ws.close(1000);
     });
   }

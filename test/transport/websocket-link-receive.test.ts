@@ -1,6 +1,6 @@
 // What the link reads from the service: messages however the reads cut them, pings,
 // close frames and protocol errors; with our receiver and with ws's, the same outcome.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createServer, type Server } from 'node:http';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { WebSocketLink } from '../../src/transport/websocket-link.ts';
@@ -74,6 +74,21 @@ for (const [name, wsReceiver] of [['our receiver', false], ["ws's receiver", tru
       ws.close(4001, 'bye');
       expect(await within(down, 2000, 'down event')).toBe('websocket closed (code 4001, bye)');
       expect(await within(peerClosed, 2000, 'close at the server')).toBe(4001);
+    });
+
+    // The server's answering close frame reaches the receiver before the socket closes;
+    // close() must take the handshake's end as its end, not wait out its 1 s fallback.
+    // With that fallback's timer faked (it never fires), close() resolves only through the handshake.
+    it('close(): ends with the close handshake, not with the fallback timer', async () => {
+      const { link, peerClosed } = await open(wsReceiver);
+      const realSetTimeout = setTimeout;
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+      try {
+        await Promise.race([link.close(), new Promise((_, reject) => realSetTimeout(() => reject(new Error('close() did not end with the close handshake')), 3000))]);
+      } finally {
+        vi.useRealTimers();
+      }
+      expect(await within(peerClosed, 2000, 'close at the server')).toBe(1000);
     });
 
     it('goes down on a protocol error and closes with 1002', async () => {
