@@ -44,6 +44,8 @@ export interface PortSessionOptions {
   drainTimeoutMs?: number;
   signalDrainTimeoutMs?: number;
   flagAckTimeoutMs?: number;
+  /** After the agent acked our TerminateSession flag: how long to wait for the service's channel_closed. */
+  closeAfterFlagTimeoutMs?: number;
   terminateApiTimeoutMs?: number;
   pingIntervalMs?: number;
   deadAfterMs?: number;
@@ -347,12 +349,17 @@ export class PortSession {
       if (live() && versionGreaterThan(this.channel.agentVersion, TERMINATE_FLAG_MIN_AGENT_EXCLUSIVE)) {
         this.channel.sendFlag(PayloadFlag.TerminateSession, this.now());
         this.flush();
-        await this.waitFor(() => this.channel.unacked === 0, this.o.flagAckTimeoutMs ?? 2_000);
+        const acked = await this.waitFor(() => this.channel.unacked === 0, this.o.flagAckTimeoutMs ?? 2_000);
+        // An agent that takes the flag ends the session, and the service then closes the
+        // channel (§9.5): that comes about one round trip after the ack.
+        if (acked && live()) await this.waitFor(() => this.channel.closed, this.o.closeAfterFlagTimeoutMs ?? 1_000);
       }
     }
-    // Always once, even if the flag already ended the session: it is idempotent, and it
-    // ends the session for agents too old for the flag or when the flag was lost.
-    await this.o.api.terminateSession(this.o.sessionId, this.o.terminateApiTimeoutMs ?? 3_000);
+    // Once the service has closed the channel the session is over (§5.3, §10.2 step 6): the
+    // API call would only spend a rate-limited request. It is made when the flag could not
+    // be sent, was not taken (agents too old for it) or was lost.
+    if (this.channel.closed) this.log.debug('session already closed by the service; no TerminateSession call');
+    else await this.o.api.terminateSession(this.o.sessionId, this.o.terminateApiTimeoutMs ?? 3_000);
     this.finish(outcome);
   }
 

@@ -42,7 +42,11 @@ async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return r;
 }
 
-async function endWith(action: (child: ChildProcess) => void): Promise<{ result: ProxyResult; terminateCalls: number; sessionState?: string }> {
+async function endWith(
+  action: (child: ChildProcess) => void,
+  on: { sim: Simulator; env: NodeJS.ProcessEnv } = { sim, env },
+): Promise<{ result: ProxyResult; terminateCalls: number; sessionState?: string; endedBy?: string }> {
+  const { sim, env } = on;
   const before = sim.api.count('TerminateSession');
   const { child, done } = startProxy([TARGET, '22'], env);
   const banner = await waitForBanner(child);
@@ -54,16 +58,20 @@ async function endWith(action: (child: ChildProcess) => void): Promise<{ result:
   action(child);
   const result = await within(done, 10_000, 'ssm-proxy exit');
   result.ms = performance.now() - t0;
-  return { result, terminateCalls: sim.api.count('TerminateSession') - before, sessionState: sim.registry.get(sessionId)?.state };
+  const record = sim.registry.get(sessionId);
+  return { result, terminateCalls: sim.api.count('TerminateSession') - before, sessionState: record?.state, endedBy: record?.terminateReason };
 }
 
 describe('lifecycle', () => {
-  it('stdin EOF: exit 0, exactly one TerminateSession call, session terminated', async () => {
-    const { result, terminateCalls, sessionState } = await endWith((c) => c.stdin!.end());
+  // The agent takes the TerminateSession flag and the service closes the channel, so the
+  // session is over without the API call (§10.2 step 6).
+  it('stdin EOF: exit 0, the session ended by the flag, no TerminateSession call', async () => {
+    const { result, terminateCalls, sessionState, endedBy } = await endWith((c) => c.stdin!.end());
     expect(result.code).toBe(0);
     expect(result.stderr).toBe('');
-    expect(terminateCalls).toBe(1);
+    expect(terminateCalls).toBe(0);
     expect(sessionState).toBe('terminated');
+    expect(endedBy).toBe('TerminateSession flag');
     expect(result.ms).toBeLessThan(8_000);
     expect(sim.totalViolations()).toBe(0);
   });
@@ -73,12 +81,13 @@ describe('lifecycle', () => {
     ['SIGTERM', 143],
     ['SIGINT', 130],
   ] as const) {
-    it(`${signal}: exit ${code} after cleanup, exactly one TerminateSession call`, async () => {
-      const { result, terminateCalls, sessionState } = await endWith((c) => c.kill(signal));
+    it(`${signal}: exit ${code} after cleanup, the session ended by the flag`, async () => {
+      const { result, terminateCalls, sessionState, endedBy } = await endWith((c) => c.kill(signal));
       expect(result.code).toBe(code);
       expect(result.stderr).toBe('');
-      expect(terminateCalls).toBe(1);
+      expect(terminateCalls).toBe(0);
       expect(sessionState).toBe('terminated');
+      expect(endedBy).toBe('TerminateSession flag');
       expect(result.ms).toBeLessThan(6_000);
       expect(sim.totalViolations()).toBe(0);
     });
@@ -104,15 +113,35 @@ describe('lifecycle', () => {
   });
 });
 
+describe('agents that do not end the session on the TerminateSession flag', () => {
+  // 2.3.740.0 acks the flag and ignores it (before 2.3.756.0); 2.3.700.0 is too old to be sent it (§9.5, §9.8).
+  for (const agentVersion of ['2.3.740.0', '2.3.700.0']) {
+    it(`agent ${agentVersion}: stdin EOF ends the session with one TerminateSession call`, async () => {
+      const old = await startSimulator({ profile: 'service', agentVersion, targets: { [TARGET]: { port: sshd.port } } });
+      try {
+        const { result, terminateCalls, sessionState, endedBy } = await endWith((c) => c.stdin!.end(), { sim: old, env: simAwsEnv(old) });
+        expect(result.code).toBe(0);
+        expect(result.stderr).toBe('');
+        expect(terminateCalls).toBe(1);
+        expect(sessionState).toBe('terminated');
+        expect(endedBy).toBe('TerminateSession');
+        expect(old.totalViolations()).toBe(0);
+      } finally {
+        await old.close();
+      }
+    });
+  }
+});
+
 describe('the way ssh ends a ProxyCommand', () => {
-  it('stdin EOF followed at once by SIGHUP still terminates the session, exactly once', async () => {
+  it('stdin EOF followed at once by SIGHUP still terminates the session, once', async () => {
     const { result, terminateCalls, sessionState } = await endWith((c) => {
       c.stdin!.end();
       c.kill('SIGHUP');
     });
     expect([0, 129]).toContain(result.code);
     expect(result.stderr).toBe('');
-    expect(terminateCalls).toBe(1);
+    expect(terminateCalls).toBe(0);
     expect(sessionState).toBe('terminated');
   });
 

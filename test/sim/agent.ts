@@ -11,6 +11,7 @@ import { DeadlineTimer } from '../../src/transport/deadline-timer.ts';
 import { ReliableChannel, type ChannelEvent } from '../../src/channel/channel.ts';
 import { MessageType, PayloadFlag, PayloadType } from '../../src/protocol/constants.ts';
 import { encodeFrame } from '../../src/protocol/frame.ts';
+import { versionGreaterThan } from '../../src/protocol/version.ts';
 import { encodeChannelClosed } from '../../src/protocol/payloads.ts';
 import { FaultInjector, closeDue, peekHeader, type FaultCounts, type FaultDecision } from './faults.ts';
 import type { SessionRecord } from './sessions.ts';
@@ -86,6 +87,8 @@ export class ClientConn {
     return !this.closed && this.ws.readyState === WebSocket.OPEN;
   }
 }
+
+const FIRST_AGENT_TAKING_TERMINATE_FLAG = '2.3.756.0';
 
 function controlFrame(messageType: string, payload: Buffer = Buffer.alloc(0)): Buffer {
   return encodeFrame({ messageType, createdDate: Date.now(), sequenceNumber: 0, flags: 0, messageId: randomUUID(), payloadType: PayloadType.Unset, payload });
@@ -534,7 +537,8 @@ export class AgentSession {
       case 'flag':
         if (e.flag === PayloadFlag.TerminateSession) {
           this.mark('flag', 'TerminateSession');
-          this.endSession('success', '', 'TerminateSession flag');
+          // Agents before 2.3.756.0 ack the flag and ignore it (§9.5).
+          if (versionGreaterThan(this.gw.opts.agentVersion, FIRST_AGENT_TAKING_TERMINATE_FLAG) || this.gw.opts.agentVersion === FIRST_AGENT_TAKING_TERMINATE_FLAG) this.endSession('success', '', 'TerminateSession flag');
         } else if (e.flag === PayloadFlag.DisconnectToPort) {
           // SSH (basic, no "type") sessions: the agent closes the target and its read loop fails (§9.5, Q29).
           this.mark('flag', 'DisconnectToPort');
