@@ -1151,10 +1151,24 @@ async function main(): Promise<number> {
   if (cli.only.has('service')) makeDataFile((files.service = join(sshd.dir, 'data-service.bin')), PLAN.serviceSize);
   log(`bench ${QUICK ? '--quick' : 'full'}: sections ${[...cli.only].join(', ')}; node ${process.version}, ${meta.cpuModel} ×${meta.nproc}, ${meta.openssh}; proxy snapshot ${distHash} at ${snapDir}`);
 
-  if (cli.only.has('connect')) await sectionConnect();
-  if (cli.only.has('unlimited')) await sectionTransfers('unlimited', files);
-  if (cli.only.has('service')) await sectionTransfers('service', files);
+  // The machine's speed drifts within a run: each section's figures are read against the
+  // fixed workload timed as it starts.
+  const bySection: Record<string, Calibration> = {};
+  meta.calibrationBySection = bySection;
+  if (cli.only.has('connect')) {
+    bySection.connect = calibrate();
+    await sectionConnect();
+  }
+  if (cli.only.has('unlimited')) {
+    bySection.unlimited = calibrate();
+    await sectionTransfers('unlimited', files);
+  }
+  if (cli.only.has('service')) {
+    bySection.service = calibrate();
+    await sectionTransfers('service', files);
+  }
   if (cli.only.has('memory')) {
+    bySection.memory = calibrate();
     if (wrapperPath) await sectionMemory();
     else notes.push('memory section skipped: it needs the wrapper to find the proxy process');
   }
@@ -1182,6 +1196,9 @@ async function main(): Promise<number> {
     `node ${meta.node}, ${meta.cpuModel}, nproc ${meta.nproc}, load ${(meta.loadavgStart as number[]).map((x) => x.toFixed(2)).join(' ')} → ${(meta.loadavgEnd as number[]).map((x) => x.toFixed(2)).join(' ')}`,
     `commit ${git.commit ?? 'n/a'}${git.dirty ? ' (src/ modified)' : ''}, bundle ${distHash}, ${meta.openssh}, ${meta.durationS} s`,
     `machine speed at the start: ${fmtCalibration(meta.calibrationStart as Calibration)}; at the end: ${fmtCalibration(meta.calibrationEnd as Calibration)} (lower is faster; compare runs by these)`,
+    `fixed workload as each section started: ${Object.entries(bySection)
+      .map(([k, c]) => `${k} ${Number.isFinite(c.workCpuMs) ? c.workCpuMs.toFixed(0) : 'n/a'} ms`)
+      .join(', ')}`,
     'loopback only; shared, noisy machine: read ratios, not absolute times',
     ...notes,
   ];
