@@ -45,7 +45,7 @@ async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 async function endWith(
   action: (child: ChildProcess) => void,
   on: { sim: Simulator; env: NodeJS.ProcessEnv } = { sim, env },
-): Promise<{ result: ProxyResult; terminateCalls: number; sessionState?: string; endedBy?: string }> {
+): Promise<{ result: ProxyResult; terminateCalls: number; sessionState?: string; endedBy?: string; flagSent: boolean }> {
   const { sim, env } = on;
   const before = sim.api.count('TerminateSession');
   const { child, done } = startProxy([TARGET, '22'], env);
@@ -59,7 +59,8 @@ async function endWith(
   const result = await within(done, 10_000, 'ssm-proxy exit');
   result.ms = performance.now() - t0;
   const record = sim.registry.get(sessionId);
-  return { result, terminateCalls: sim.api.count('TerminateSession') - before, sessionState: record?.state, endedBy: record?.terminateReason };
+  const flagSent = sim.gateway.session(sessionId)?.timeline.some((e) => e.event === 'flag' && e.detail === 'TerminateSession') ?? false;
+  return { result, terminateCalls: sim.api.count('TerminateSession') - before, sessionState: record?.state, endedBy: record?.terminateReason, flagSent };
 }
 
 describe('lifecycle', () => {
@@ -115,11 +116,15 @@ describe('lifecycle', () => {
 
 describe('agents that do not end the session on the TerminateSession flag', () => {
   // 2.3.740.0 acks the flag and ignores it (before 2.3.756.0); 2.3.700.0 is too old to be sent it (§9.5, §9.8).
-  for (const agentVersion of ['2.3.740.0', '2.3.700.0']) {
+  for (const [agentVersion, sendsFlag] of [
+    ['2.3.740.0', true],
+    ['2.3.700.0', false],
+  ] as const) {
     it(`agent ${agentVersion}: stdin EOF ends the session with one TerminateSession call`, async () => {
       const old = await startSimulator({ profile: 'service', agentVersion, targets: { [TARGET]: { port: sshd.port } } });
       try {
-        const { result, terminateCalls, sessionState, endedBy } = await endWith((c) => c.stdin!.end(), { sim: old, env: simAwsEnv(old) });
+        const { result, terminateCalls, sessionState, endedBy, flagSent } = await endWith((c) => c.stdin!.end(), { sim: old, env: simAwsEnv(old) });
+        expect(flagSent).toBe(sendsFlag);
         expect(result.code).toBe(0);
         expect(result.stderr).toBe('');
         expect(terminateCalls).toBe(1);
