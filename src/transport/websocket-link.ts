@@ -222,8 +222,8 @@ export class WebSocketLink extends EventEmitter<LinkEvents> {
         ws.terminate();
         done();
       }, 1000);
-      ws.once('close', done);
-      // Our receiver reads the server's answering close frame first: down() ends the wait.
+      // Every end of an attached websocket goes through down() (ws's 'close' event, or our
+      // receiver reading the server's close frame before the socket closes): it ends the wait.
       this.closeWaiter = done;
       ws.close(1000);
     });
