@@ -11,6 +11,8 @@ const USAGE = `usage: npm run sim -- [options]
   --seed N                      fault seed (default 1)
   --drop P --duplicate P --reorder P --corrupt P --drop-acks P   per-frame probabilities, both directions
   --delay MS --jitter MS        added latency, both directions
+  --api-latency MS              API calls answered MS late
+  --connect-latency MS          a websocket upgrade answered no sooner than MS after its connection
   --close-after-bytes N --close-after-ms MS [--close-repeat]     cut the client websocket
   --recycle-ms MS               close every client websocket with 1000 "Bye" after MS
   --refuse                      every target's port refuses the agent's dial
@@ -38,6 +40,8 @@ async function main(): Promise<void> {
         profile: { type: 'string' },
         target: { type: 'string', multiple: true },
         seed: { type: 'string' },
+        'api-latency': { type: 'string' },
+        'connect-latency': { type: 'string' },
         drop: { type: 'string' },
         duplicate: { type: 'string' },
         reorder: { type: 'string' },
@@ -128,6 +132,7 @@ async function main(): Promise<void> {
     apiPort: num(v['api-port'], 'api-port'),
     gatewayPort: num(v['gateway-port'], 'gateway-port'),
     region: v.region,
+    latency: { apiMs: num(v['api-latency'], 'api-latency'), connectMs: num(v['connect-latency'], 'connect-latency') },
     logger: v.verbose ? (line) => process.stderr.write(`sim: ${line}\n`) : undefined,
   };
   // Handlers first, so a signal during start-up still ends with the JSON line.

@@ -2,6 +2,8 @@
 // session ends (channel_closed), resuming after a websocket drop, and /stats.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
+import { connect } from 'node:net';
+import { WebSocket } from 'ws';
 import { MessageType, PayloadType } from '../../src/protocol/constants.ts';
 import { startSimulator, type SimOptions, type Simulator } from './index.ts';
 import {
@@ -288,5 +290,34 @@ describe('GET /stats', () => {
     expect(mine.violations).toEqual({ 'sequence-gap': 1 });
     expect(mine.framesFromClient).toBeGreaterThanOrEqual(4);
     expect(JSON.stringify(body)).not.toContain(t.token);
+  });
+});
+
+describe('latency (a long network path)', () => {
+  it('answers the API late, and an upgrade no sooner than connectMs after the connection was accepted', async () => {
+    const slow = await startSimulator({ profile: 'service', latency: { apiMs: 150, connectMs: 1000 } });
+    extraSims.push(slow);
+    let t0 = performance.now();
+    const t = await startSession(slow, TARGET, echo.port);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(145);
+
+    t0 = performance.now();
+    const fresh = await openWs(t.streamUrl);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(995);
+    fresh.terminate();
+
+    // A connection accepted long enough before (one opened while StartSession was answered) is not held up.
+    const u = new URL(slow.gatewayUrl);
+    const early = connect(Number(u.port), u.hostname);
+    await new Promise((r) => early.once('connect', r));
+    await new Promise((r) => setTimeout(r, 1000));
+    t0 = performance.now();
+    const ws = await new Promise<WebSocket>((resolve, reject) => {
+      const w = new WebSocket(t.streamUrl, { perMessageDeflate: false, createConnection: () => early });
+      w.once('open', () => resolve(w));
+      w.once('error', reject);
+    });
+    expect(performance.now() - t0).toBeLessThan(900);
+    ws.terminate();
   });
 });

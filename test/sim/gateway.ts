@@ -44,6 +44,11 @@ export interface GatewayOptions {
   drainMs: number;
   /** Send start_publication to a client that reattaches (§16: unknown whether MGS does). */
   startPublicationOnReattach: boolean;
+  /**
+   * A websocket upgrade is answered no sooner than this long after its TCP connection
+   * was accepted: the TCP and TLS handshakes over a long path. Default 0.
+   */
+  connectDelayMs?: number;
   logger?: (line: string) => void;
 }
 
@@ -105,7 +110,18 @@ export class Gateway extends EventEmitter<GatewayEvents> {
 
   listen(port = 0): Promise<string> {
     const server = createServer((req, res) => this.onHttp(req, res));
-    server.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));
+    const delay = this.opts.connectDelayMs ?? 0;
+    if (delay > 0) {
+      const acceptedAt = new WeakMap<object, number>();
+      server.on('connection', (socket) => acceptedAt.set(socket, performance.now()));
+      server.on('upgrade', (req, socket, head) => {
+        const wait = (acceptedAt.get(socket) ?? 0) + delay - performance.now();
+        if (wait <= 0) return this.onUpgrade(req, socket, head);
+        setTimeout(() => {
+          if (!socket.destroyed) this.onUpgrade(req, socket, head);
+        }, wait);
+      });
+    } else server.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));
     this.server = server;
     return new Promise((resolve, reject) => {
       server.once('error', reject);

@@ -45,6 +45,12 @@ export interface SimOptions {
   drainMs?: number;
   startPublicationOnReattach?: boolean;
   region?: string;
+  /**
+   * A long network path: StartSession and the other calls are answered `apiMs` late, and a
+   * websocket upgrade no sooner than `connectMs` after its connection was accepted
+   * (standing in for the TCP and TLS handshakes). Default none.
+   */
+  latency?: { apiMs?: number; connectMs?: number };
   /** Fixed listening ports (default: any free port). */
   apiPort?: number;
   gatewayPort?: number;
@@ -91,11 +97,12 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
     handshakeTimeoutMs: opts.handshakeTimeoutMs ?? 15_000,
     drainMs: opts.drainMs ?? 2000,
     startPublicationOnReattach: opts.startPublicationOnReattach ?? true,
+    connectDelayMs: opts.latency?.connectMs ?? 0,
     logger: opts.logger,
   });
   const gatewayUrl = await gateway.listen(opts.gatewayPort ?? 0);
   const region = opts.region ?? 'us-east-1';
-  const api = new FakeSsmApi({ registry, region, targets: opts.targets, streamUrl: (id) => gateway.streamUrl(id) });
+  const api = new FakeSsmApi({ registry, region, targets: opts.targets, streamUrl: (id) => gateway.streamUrl(id), answerDelayMs: opts.latency?.apiMs ?? 0 });
   let apiUrl: string;
   try {
     apiUrl = await api.listen(opts.apiPort ?? 0);

@@ -46,6 +46,8 @@ export interface FakeSsmApiOptions {
   accountId?: string;
   /** Error body shape, to exercise clients that parse errors themselves. */
   errorStyle?: { namespaced?: boolean; messageKey?: 'message' | 'Message' };
+  /** Each answer leaves this long after its request arrived: a distant region's round trips. Default 0. */
+  answerDelayMs?: number;
 }
 
 export interface RecordedCall {
@@ -227,7 +229,9 @@ export class FakeSsmApi {
         }
       }
       this.calls.push(call);
-      this.send(res, reply);
+      const delay = this.opts.answerDelayMs ?? 0;
+      if (delay > 0) setTimeout(() => this.send(res, reply), delay);
+      else this.send(res, reply);
     });
   }
 
