@@ -37,7 +37,8 @@ const env = { ...process.env, AWS_ACCESS_KEY_ID: sim.credentials.accessKeyId, AW
 // The launcher runs as ssh runs it (its #! line picks node's flags); with PROBE_NODE_FLAGS
 // set, even empty, node is started here with those flags instead.
 const bin = process.env.PROBE_BIN ?? 'bin/ssm-proxy';
-const args = [...(profile === 'unlimited' ? ['--frame-rate', '0'] : []), '-vv', 'i-0123456789abcdef0', String(port)];
+// PROBE_V=-vvv for the proxy's trace log (with PROBE_STDERR=1 to see it).
+const args = [...(profile === 'unlimited' ? ['--frame-rate', '0'] : []), ...(process.env.PROBE_V ? [process.env.PROBE_V] : ['-vv']), 'i-0123456789abcdef0', String(port)];
 const flags = process.env.PROBE_NODE_FLAGS;
 // PROBE_WRAP="valgrind --tool=callgrind ..." runs it under another program (instruction counts).
 const wrap = (process.env.PROBE_WRAP ?? '').split(' ').filter(Boolean);

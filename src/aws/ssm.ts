@@ -1,6 +1,8 @@
 // The three SSM control-plane calls (PROTOCOL.md §2). The AWS SDK is loaded
 // with import() inside createSsmApi so --help, --version and usage errors start
 // without paying for it.
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import type { ClientRequest } from 'node:http';
 import { readFileSync } from 'node:fs';
 import type { SSMClient, SSMClientConfig } from '@aws-sdk/client-ssm';
 import type { fromNodeProviderChain } from '@aws-sdk/credential-providers';
@@ -47,6 +49,11 @@ export interface StartSessionRequest {
   documentName: string;
   port: number;
   reason?: string;
+  /**
+   * Called once, after the request has been written to the socket: the time until the
+   * answer comes is idle, and the caller can use it (loading what comes next).
+   */
+  onSent?: () => void;
 }
 
 export interface SsmApi {
@@ -108,6 +115,31 @@ function safeJson(value: unknown): string {
     return JSON.stringify(value);
   } catch {
     return String(value);
+  }
+}
+
+/**
+ * Runs `call` and tells `onSent` when the first HTTP request made meanwhile has been
+ * written to its socket ('finish' comes after connect, TLS and the write). Node's http
+ * client announces each request on this diagnostics channel; the SDK gives no hook.
+ */
+async function whileWatchingSend<T>(onSent: (() => void) | undefined, call: () => Promise<T>): Promise<T> {
+  if (!onSent) return call();
+  let told = false;
+  const watch = (message: unknown) => {
+    const request = (message as { request?: ClientRequest }).request;
+    unsubscribe('http.client.request.start', watch);
+    request?.once('finish', () => {
+      if (told) return;
+      told = true;
+      onSent();
+    });
+  };
+  subscribe('http.client.request.start', watch);
+  try {
+    return await call();
+  } finally {
+    unsubscribe('http.client.request.start', watch);
   }
 }
 
@@ -262,10 +294,8 @@ export async function createSsmApi(cfg: SsmConfig): Promise<SsmApi> {
       logger.debug(`StartSession ${req.target} port ${req.port} document ${req.documentName} in ${region}`);
       let out: { SessionId?: string; StreamUrl?: string; TokenValue?: string };
       try {
-        out = await withDeadline(
-          timeouts.callMs,
-          (abortSignal) => client.send(new sdk.StartSessionCommand(input), { abortSignal }),
-          timeoutError('StartSession'),
+        out = await whileWatchingSend(req.onSent, () =>
+          withDeadline(timeouts.callMs, (abortSignal) => client.send(new sdk.StartSessionCommand(input), { abortSignal }), timeoutError('StartSession')),
         );
       } catch (err) {
         throw classifyAwsError(err, ctx);

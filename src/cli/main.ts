@@ -7,6 +7,12 @@ import { createLogger, formatErrorLine, type Logger } from './log.ts';
 import { startCpuProfile, stopCpuProfile } from './profile.ts';
 import { monotonicMs } from '../transport/clock.ts';
 import { codeCacheHandle } from '../loader/handle.ts';
+import type { SessionStart } from '../aws/ssm.ts';
+import { Preconnection } from '../transport/preconnect.ts';
+import { proxyFor } from '../transport/proxy.ts';
+import { expectedStreamOrigin, parseRememberedOrigins, rememberStreamOrigin } from '../session/stream-origin.ts';
+
+const STREAM_ORIGINS_NOTE = 'stream-origins';
 
 installWarningFilter();
 // Guard the SSH stream: anything a dependency prints with console.* goes to stderr.
@@ -53,10 +59,54 @@ async function run(options: ProxyOptions, logger: Logger): Promise<never> {
   const { createSsmApi } = await import('../aws/ssm.ts');
   const api = await createSsmApi({ region: options.region, profile: options.profile, endpointUrl: options.endpointUrl, logger, caBundle: options.caBundle });
   const t0 = monotonicMs();
-  const start = await api.startSession({ target: options.target, documentName: options.documentName, port: options.port, reason: options.reason });
+  // The session's code loads while StartSession's answer is on its way (7-10 ms that
+  // would otherwise come after it), or after the answer if the request gave no signal.
+  let sessionModules: Promise<[typeof import('../session/port-session.ts'), typeof import('../transport/stdin.ts')]> | undefined;
+  const loadSessionModules = () => {
+    if (!sessionModules) {
+      sessionModules = Promise.all([import('../session/port-session.ts'), import('../transport/stdin.ts')]);
+      sessionModules.catch(() => {}); // awaited below, unless StartSession fails first
+    }
+    return sessionModules;
+  };
+  // The data channel's connection opens while StartSession is answered too, where we
+  // know (or remember) where it will be.
+  const codeCache = codeCacheHandle();
+  const remembered = parseRememberedOrigins(codeCache?.readNote(STREAM_ORIGINS_NOTE));
+  const expectedOrigin = expectedStreamOrigin(api.region, options.endpointUrl, remembered);
+  let preconnection: Preconnection | undefined;
+  const preconnect = () => {
+    if (!expectedOrigin) return;
+    const origin = new URL(expectedOrigin);
+    if ((origin.protocol === 'ws:' && !api.endpointIsLoopback) || proxyFor(origin)) return;
+    preconnection = new Preconnection(origin, api.ca);
+    logger.trace(`opening a connection to ${expectedOrigin} for the data channel`);
+  };
+  let start: SessionStart;
+  try {
+    start = await api.startSession({
+      target: options.target,
+      documentName: options.documentName,
+      port: options.port,
+      reason: options.reason,
+      onSent: () => {
+        logger.trace(`StartSession request sent after ${(monotonicMs() - t0).toFixed(0)} ms`);
+        preconnect();
+        setImmediate(() => {
+          const started = monotonicMs();
+          void loadSessionModules().then(() => logger.trace(`session code loaded in ${(monotonicMs() - started).toFixed(0)} ms while StartSession was answered`));
+        });
+      },
+    });
+  } catch (err) {
+    preconnection?.discard();
+    throw err;
+  }
   logger.debug(`session ${start.sessionId} started in ${(monotonicMs() - t0).toFixed(0)} ms`);
+  const note = rememberStreamOrigin(remembered, api.region, options.endpointUrl, start.streamUrl);
+  if (note !== undefined) codeCache?.writeNote(STREAM_ORIGINS_NOTE, note);
 
-  const [{ PortSession }, { openStdin }] = await Promise.all([import('../session/port-session.ts'), import('../transport/stdin.ts')]);
+  const [{ PortSession }, { openStdin }] = await loadSessionModules();
   const session = new PortSession({
     sessionId: start.sessionId,
     streamUrl: start.streamUrl,
@@ -69,6 +119,7 @@ async function run(options: ProxyOptions, logger: Logger): Promise<never> {
     clientVersion: CLIENT_VERSION,
     allowInsecure: api.endpointIsLoopback,
     ca: api.ca,
+    preconnection,
     frameRate: options.frameRate,
     maxPayload: options.maxPayload,
     handshakeTimeoutMs: options.handshakeTimeoutSeconds * 1000,
@@ -78,7 +129,6 @@ async function run(options: ProxyOptions, logger: Logger): Promise<never> {
   onSignal = (name) => session.signal(name);
   const outcome = await session.run();
   // A session that worked has compiled what the next one needs: keep it for the next start.
-  const codeCache = codeCacheHandle();
   if (outcome.code === ExitCode.Ok) codeCache?.save();
   const s = session.stats;
   const cpu = process.cpuUsage();

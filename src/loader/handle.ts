@@ -7,6 +7,10 @@ export interface CodeCacheHandle {
   summary(): string;
   /** Writes the cache for every file that had none or had one V8 refused; once per process. */
   save(): void;
+  /** A small text file kept beside the cache (this user's, 0600); undefined if there is none. */
+  readNote(name: string): string | undefined;
+  /** Replaces that file (atomically); failures are ignored. */
+  writeNote(name: string, text: string): void;
 }
 
 export const CODE_CACHE_HANDLE = Symbol.for('ssm-proxy.code-cache');

@@ -205,33 +205,55 @@ export class Loader implements CodeCacheHandle {
     if (!dir || this.saved) return;
     this.saved = true;
     const todo = this.files.filter((f) => f.state !== 'accepted');
-    if (todo.length === 0) return;
+    if (todo.length === 0 || !this.ensureDir(dir)) return;
+    for (const f of todo) {
+      if (writeAtomically(this.cacheFileFor(f.name)!, () => encodeCacheFile(f.source!, f.script.createCachedData()))) this.written++;
+    }
+  }
+
+  readNote(name: string): string | undefined {
+    const dir = this.options.cacheDir;
+    return dir ? readCache(join(dir, `${name}.note`))?.toString('utf8') : undefined;
+  }
+
+  writeNote(name: string, text: string): void {
+    const dir = this.options.cacheDir;
+    if (dir && this.ensureDir(dir)) writeAtomically(join(dir, `${name}.note`), () => Buffer.from(text, 'utf8'));
+  }
+
+  /** Whether `dir` exists, creating it (and clearing old builds' caches) if allowed. */
+  private ensureDir(dir: string): boolean {
     try {
       if (!existsSync(dir)) {
-        if (!this.options.mayCreate) return;
+        if (!this.options.mayCreate) return false;
         mkdirSync(dir, { recursive: true, mode: 0o700 });
         removeOtherBuilds(dir);
       }
+      return true;
     } catch {
       // A read-only disk or a file in the way only costs later starts their compile time.
-      if (!existsSync(dir)) return;
+      return existsSync(dir);
     }
-    for (const f of todo) {
-      const file = this.cacheFileFor(f.name)!;
-      const tmp = `${file}.${process.pid}.tmp`;
-      try {
-        writeFileSync(tmp, encodeCacheFile(f.source!, f.script.createCachedData()), { mode: 0o600 });
-        // Atomic: concurrent connections (ansible forks) each write whole files.
-        renameSync(tmp, file);
-        this.written++;
-      } catch {
-        try {
-          rmSync(tmp, { force: true });
-        } catch {
-          // nothing more to do
-        }
-      }
+  }
+}
+
+/**
+ * Writes a whole file or nothing: concurrent connections (ansible forks) each write
+ * whole files. False when it could not.
+ */
+function writeAtomically(file: string, content: () => Uint8Array): boolean {
+  const tmp = `${file}.${process.pid}.tmp`;
+  try {
+    writeFileSync(tmp, content(), { mode: 0o600 });
+    renameSync(tmp, file);
+    return true;
+  } catch {
+    try {
+      rmSync(tmp, { force: true });
+    } catch {
+      // nothing more to do
     }
+    return false;
   }
 }
 

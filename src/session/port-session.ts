@@ -12,6 +12,7 @@ import { DeadlineTimer } from '../transport/deadline-timer.ts';
 import { WebSocketLink } from '../transport/websocket-link.ts';
 import { BatchArenas } from '../transport/ws-frames.ts';
 import type { ByteSource } from '../transport/stdin.ts';
+import type { Preconnection } from '../transport/preconnect.ts';
 import { HeapGuard } from './heap-guard.ts';
 import { monotonicMs } from '../transport/clock.ts';
 
@@ -34,6 +35,8 @@ export interface PortSessionOptions {
   allowInsecure: boolean;
   /** PEM CAs to trust for the data channel, as read for the SSM API. */
   ca?: string;
+  /** A connection opened ahead of time for the first websocket (taken or closed by it). */
+  preconnection?: Preconnection;
   frameRate: number;
   maxPayload: number;
   window?: number;
@@ -147,7 +150,7 @@ export class PortSession {
       void this.terminate({ code: ExitCode.Ok }, 'ssh closed the connection (stdout)');
     });
     try {
-      await this.link.connect(this.o.streamUrl, this.o.tokenValue);
+      await this.link.connect(this.o.streamUrl, this.o.tokenValue, this.o.preconnection);
     } catch (err) {
       this.finish(err instanceof ProxyError ? { code: err.exitCode, message: err.message } : { code: ExitCode.Network, message: String(err) });
       return done;

@@ -9,6 +9,8 @@ import { corkUntilNextTick } from './cork.ts';
 import { BatchArenas, directSocket, interceptReceiver, wsSocket } from './ws-frames.ts';
 import { WsReceiver } from './ws-receiver.ts';
 import { proxyAgentFor } from './proxy.ts';
+import type { Preconnection } from './preconnect.ts';
+import type { Socket } from 'node:net';
 import { ExitCode, ProxyError } from '../cli/exit-codes.ts';
 import type { Logger } from '../cli/log.ts';
 
@@ -26,6 +28,17 @@ export interface LinkOptions {
   ca?: string;
   /** Parse incoming frames with ws's own receiver instead of ours (tests of both paths). */
   wsReceiver?: boolean;
+}
+
+/** A failed websocket open: `answered` when the service answered the upgrade (so a retry would not help). */
+class OpenFailure extends Error {
+  constructor(
+    readonly reason: ProxyError,
+    readonly why: string,
+    readonly answered: boolean,
+  ) {
+    super(reason.message);
+  }
 }
 
 /** Largest message accepted from the service; its frames are a few KiB. */
@@ -61,28 +74,67 @@ export class WebSocketLink extends EventEmitter<LinkEvents> {
     return this.ws !== null && this.ws.readyState === WebSocket.OPEN;
   }
 
-  /** Opens the websocket and sends OpenDataChannel. Rejects with a ProxyError (exit code 6). */
-  connect(streamUrl: string, token: string): Promise<void> {
-    const url = this.checkUrl(streamUrl);
+  /**
+   * Opens the websocket and sends OpenDataChannel. Rejects with a ProxyError (exit code 6).
+   * `pre` is a connection opened ahead (see Preconnection): used if it is to the same
+   * origin and no proxy is in the way; if the websocket fails on it before the service
+   * has answered, a fresh connection is tried once.
+   */
+  async connect(streamUrl: string, token: string, pre?: Preconnection): Promise<void> {
+    let url: URL;
+    let agent: ReturnType<typeof proxyAgentFor>;
+    let socket: Socket | undefined;
+    try {
+      url = this.checkUrl(streamUrl);
+      agent = proxyAgentFor(url, this.opts.ca ? { ca: this.opts.ca } : {});
+      socket = pre && !agent ? pre.take(url) : undefined;
+    } finally {
+      pre?.discard();
+    }
     this.closedByUs = false;
+    if (pre) this.opts.logger.trace(socket ? 'data channel: using the connection opened during StartSession' : `data channel: not using the connection opened during StartSession (${agent ? 'a proxy is set' : (pre.failure ?? 'unusable')})`);
+    if (socket) {
+      try {
+        return await this.open(url, token, agent, socket);
+      } catch (err) {
+        if (!(err instanceof OpenFailure)) throw err;
+        if (err.answered) throw err.reason;
+        this.opts.logger.debug(`data channel: the connection opened during StartSession failed (${err.why}); connecting again`);
+      }
+    }
+    try {
+      return await this.open(url, token, agent, undefined);
+    } catch (err) {
+      throw err instanceof OpenFailure ? err.reason : err;
+    }
+  }
+
+  private open(url: URL, token: string, agent: ReturnType<typeof proxyAgentFor>, socket: Socket | undefined): Promise<void> {
     return new Promise((resolve, reject) => {
       const ca = this.opts.ca;
-      const agent = proxyAgentFor(url, ca ? { ca } : {});
-      const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: this.connectTimeoutMs, ca, agent, maxPayload: MAX_MESSAGE });
+      const ws = new WebSocket(url, {
+        perMessageDeflate: false,
+        handshakeTimeout: this.connectTimeoutMs,
+        ca,
+        agent,
+        maxPayload: MAX_MESSAGE,
+        ...(socket ? { createConnection: () => socket } : {}),
+      });
       ws.binaryType = 'nodebuffer';
       let settled = false;
       const where = `${url.protocol}//${url.host}`;
-      const fail = (why: string) => {
+      const fail = (why: string, answered: boolean) => {
         if (settled) return;
         settled = true;
         ws.removeAllListeners();
         ws.on('error', () => {});
         ws.terminate();
-        reject(new ProxyError(ExitCode.Network, `cannot open the Session Manager data channel at ${where}: ${why}; check your network, proxy and firewall settings for ssmmessages`, 'WebSocketOpenFailed'));
+        const reason = new ProxyError(ExitCode.Network, `cannot open the Session Manager data channel at ${where}: ${why}; check your network, proxy and firewall settings for ssmmessages`, 'WebSocketOpenFailed');
+        reject(new OpenFailure(reason, why, answered));
       };
-      ws.once('unexpected-response', (_req, res) => fail(`the service answered HTTP ${res.statusCode}${res.statusMessage ? ` ${res.statusMessage}` : ''}`));
-      ws.once('error', (err) => fail(err.message || String(err)));
-      ws.once('close', (code, reason) => fail(`closed before opening (code ${code}${reason.length ? `, ${reason.toString()}` : ''})`));
+      ws.once('unexpected-response', (_req, res) => fail(`the service answered HTTP ${res.statusCode}${res.statusMessage ? ` ${res.statusMessage}` : ''}`, true));
+      ws.once('error', (err) => fail(err.message || String(err), false));
+      ws.once('close', (code, reason) => fail(`closed before opening (code ${code}${reason.length ? `, ${reason.toString()}` : ''})`, false));
       ws.once('open', () => {
         if (settled) return;
         settled = true;

@@ -243,6 +243,27 @@ describe('startSession', () => {
     );
   });
 
+  it('tells onSent once, when the request has been written and before the answer is read', async () => {
+    const events: string[] = [];
+    fake.reply = (operation) => {
+      events.push(`fake answers ${operation}`);
+      return ok();
+    };
+    const api = await createSsmApi(config());
+    const start = await api.startSession({ ...request, onSent: () => events.push('sent') });
+    events.push('resolved');
+    expect(start.sessionId).toBe('alice-0a1b2c3d4e5f67890');
+    expect(events).toEqual(['sent', 'fake answers StartSession', 'resolved']);
+  });
+
+  it('does not call onSent when the request never leaves', async () => {
+    let sent = 0;
+    const api = await createSsmApi(config({ endpointUrl: await closedPortUrl() }));
+    const err = await rejection(api.startSession({ ...request, onSent: () => sent++ }));
+    expect(err.exitCode).toBe(ExitCode.Network);
+    expect(sent).toBe(0);
+  });
+
   it('sends a reason when there is one', async () => {
     const api = await createSsmApi(config());
     await api.startSession({ ...request, reason: 'ticket 42' });

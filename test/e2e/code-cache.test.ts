@@ -41,9 +41,9 @@ function env(extra: Record<string, string | undefined>): NodeJS.ProcessEnv {
 }
 
 /** 256 KiB through the proxy to the echo target and back; then stdin EOF, the normal end. */
-async function session(e: NodeJS.ProcessEnv, verbose: boolean, how: { nodeFlags?: string[] } = {}): Promise<{ code: number | null; stderr: string }> {
+async function session(e: NodeJS.ProcessEnv, verbose: boolean | '-vvv', how: { nodeFlags?: string[] } = {}): Promise<{ code: number | null; stderr: string }> {
   const data = randomBytes(256 * 1024);
-  const { child, done } = startProxy([...(verbose ? ['-vv'] : []), '--frame-rate', '0', TARGET, String(echoPort)], e, how);
+  const { child, done } = startProxy([...(verbose ? [verbose === true ? '-vv' : verbose] : []), '--frame-rate', '0', TARGET, String(echoPort)], e, how);
   const back: Buffer[] = [];
   let got = 0;
   await new Promise<void>((resolve) => {
@@ -80,13 +80,14 @@ describe('code cache', () => {
     expect(s1).toMatch(new RegExp(`^code cache ${root}/code-cache/[0-9a-f]{16}-${process.version}-${process.arch}: 0 files from cache, 0 refused, ${files} without one; ${files} written now$`));
     expect(files).toBeGreaterThan(5);
     const [dir] = readdirSync(join(root, 'code-cache'));
-    expect(readdirSync(join(root, 'code-cache', dir))).toHaveLength(files);
+    const cacheFiles = () => readdirSync(join(root, 'code-cache', dir)).filter((f) => f.endsWith('.v8'));
+    expect(cacheFiles()).toHaveLength(files);
 
     const second = await session(env({ SSM_PROXY_CODE_CACHE: root }), true);
     expect(second.code).toBe(0);
     expect(summaryLine(second.stderr)).toMatch(new RegExp(`: ${files} files from cache, 0 refused, 0 without one$`));
 
-    for (const f of readdirSync(join(root, 'code-cache', dir))) {
+    for (const f of cacheFiles()) {
       const p = join(root, 'code-cache', dir, f);
       const b = readFileSync(p);
       for (let i = b.length - 1; i > b.length / 2; i -= 101) b[i] ^= 0xa5;
@@ -146,6 +147,34 @@ describe('code cache', () => {
     } finally {
       await sshd.stop();
     }
+  });
+});
+
+describe('data channel origin', () => {
+  it('is remembered beside the cache, so the next session connects to it while StartSession is answered', async () => {
+    const root = join(cacheRoot, 'origin');
+    const opened = 'opening a connection to ' + new URL(sim.gatewayUrl).origin + ' for the data channel';
+    const used = 'data channel: using the connection opened during StartSession';
+    const first = await session(env({ SSM_PROXY_CODE_CACHE: root }), '-vvv');
+    expect(first.code).toBe(0);
+    expect(first.stderr).not.toContain(opened);
+    const [dir] = readdirSync(join(root, 'code-cache'));
+    const note = JSON.parse(readFileSync(join(root, 'code-cache', dir, 'stream-origins.note'), 'utf8'));
+    expect(note).toEqual({ [`${sim.apiUrl} ${sim.region}`]: new URL(sim.gatewayUrl).origin });
+    const violationsBefore = sim.totalViolations();
+    for (let i = 0; i < 2; i++) {
+      const next = await session(env({ SSM_PROXY_CODE_CACHE: root }), '-vvv');
+      expect(next.code).toBe(0);
+      expect(next.stderr).toContain(opened);
+      expect(next.stderr).toContain(used);
+    }
+    expect(sim.totalViolations()).toBe(violationsBefore);
+  });
+
+  it('is not opened ahead without a place to remember it (SSM_PROXY_CODE_CACHE=off)', async () => {
+    const r = await session(env({ SSM_PROXY_CODE_CACHE: 'off' }), '-vvv');
+    expect(r.code).toBe(0);
+    expect(r.stderr).not.toContain('for the data channel');
   });
 });
 

@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cacheDirFor, decodeCacheFile, encodeCacheFile, STALE_BUILD_MS } from '../../src/loader/loader.ts';
+import { cacheDirFor, decodeCacheFile, encodeCacheFile, Loader, STALE_BUILD_MS } from '../../src/loader/loader.ts';
 
 const LOADER = join(import.meta.dirname, '..', '..', 'src', 'loader', 'loader.ts');
 
@@ -238,5 +238,44 @@ describe('Loader', () => {
     utimesSync(join(base, 'build-a'), recent, recent);
     run(join(base, 'build-b'));
     expect(readdirSync(base).sort()).toEqual(['build-a', 'build-b', 'build-recent']);
+  });
+});
+
+describe('Loader notes', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'ssm-proxy-notes-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  const loader = (cacheDir: string | undefined, mayCreate = true) => new Loader({ entry: join(dir, 'unused.cjs'), cacheDir, mayCreate });
+
+  it('keeps a small text beside the cache, private to the user', () => {
+    const cache = join(dir, 'n1', 'code-cache', 'build-a');
+    expect(loader(cache).readNote('stream-origins')).toBeUndefined();
+    loader(cache).writeNote('stream-origins', '{"a":"b"}');
+    expect(loader(cache).readNote('stream-origins')).toBe('{"a":"b"}');
+    expect(statSync(join(cache, 'stream-origins.note')).mode & 0o777).toBe(0o600);
+    expect(statSync(cache).mode & 0o777).toBe(0o700);
+    loader(cache).writeNote('stream-origins', 'new');
+    expect(loader(cache).readNote('stream-origins')).toBe('new');
+    expect(readdirSync(cache)).toEqual(['stream-origins.note']);
+  });
+
+  it('ignores a note others may write', () => {
+    const cache = join(dir, 'n2', 'code-cache', 'build-a');
+    loader(cache).writeNote('x', 'text');
+    chmodSync(join(cache, 'x.note'), 0o666);
+    expect(loader(cache).readNote('x')).toBeUndefined();
+  });
+
+  it('keeps none without a cache directory, or where it may not create one', () => {
+    expect(loader(undefined).readNote('x')).toBeUndefined();
+    loader(undefined).writeNote('x', 'text');
+    const notAllowed = join(dir, 'n3', 'code-cache', 'build-a');
+    loader(notAllowed, false).writeNote('x', 'text');
+    expect(existsSync(join(dir, 'n3'))).toBe(false);
+    writeFileSync(join(dir, 'blocker'), 'x');
+    loader(join(dir, 'blocker', 'code-cache', 'build-a')).writeNote('x', 'text');
   });
 });

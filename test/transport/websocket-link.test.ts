@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocketServer } from 'ws';
 import { WebSocketLink } from '../../src/transport/websocket-link.ts';
+import { Preconnection } from '../../src/transport/preconnect.ts';
 import { silentLogger } from '../../src/cli/log.ts';
 
 let dir: string;
@@ -15,6 +16,7 @@ let cert: string;
 let server: Server;
 let url: string;
 const firstFrames: string[] = [];
+let tlsConnections = 0;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'ssm-proxy-tls-'));
@@ -23,6 +25,7 @@ beforeAll(async () => {
   if (r.status !== 0) throw new Error(`openssl could not make a test certificate: ${r.stderr}`);
   cert = readFileSync(join(dir, 'cert.pem'), 'utf8');
   server = createServer({ key: readFileSync(join(dir, 'key.pem')), cert });
+  server.on('secureConnection', () => tlsConnections++);
   const wss = new WebSocketServer({ server });
   wss.on('connection', (ws) => ws.once('message', (d) => firstFrames.push(d.toString())));
   await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
@@ -48,5 +51,24 @@ describe('WebSocketLink TLS', () => {
     await l.close();
     expect(firstFrames.length).toBeGreaterThan(0);
     expect(JSON.parse(firstFrames.at(-1)!)).toMatchObject({ MessageSchemaVersion: '1.0', TokenValue: 'the-token', ClientVersion: '1.2.694.0' });
+  });
+
+  it('uses a TLS connection opened ahead, verified with the same CA bundle', async () => {
+    const before = tlsConnections;
+    const pre = new Preconnection(new URL(url), cert);
+    for (let i = 0; i < 200 && tlsConnections === before; i++) await new Promise((r) => setTimeout(r, 5));
+    expect(tlsConnections).toBe(before + 1);
+    const l = link(cert);
+    await l.connect(url, 'ahead-token', pre);
+    await l.close();
+    expect(tlsConnections).toBe(before + 1);
+    expect(JSON.parse(firstFrames.at(-1)!)).toMatchObject({ TokenValue: 'ahead-token' });
+  });
+
+  it('still refuses an unverifiable certificate when the connection opened ahead failed on it', async () => {
+    const pre = new Preconnection(new URL(url));
+    for (let i = 0; i < 200 && pre.failure === undefined; i++) await new Promise((r) => setTimeout(r, 5));
+    expect(pre.failure).toMatch(/SELF_SIGNED|self.signed/i);
+    await expect(link().connect(url, 'token', pre)).rejects.toMatchObject({ exitCode: 6, message: expect.stringMatching(/self.signed/i) });
   });
 });
