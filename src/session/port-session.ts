@@ -136,7 +136,7 @@ export class PortSession {
   async run(): Promise<Outcome> {
     const done = new Promise<Outcome>((resolve) => (this.resolveRun = resolve));
     this.link.on('message', (buf) => {
-      this.channel.receive(buf, this.now());
+      this.channel.receive(buf, this.link.receivedAt);
       this.scheduleFlush();
     });
     this.link.on('down', (why) => void this.onDown(why));

@@ -12,6 +12,7 @@ import { proxyAgentFor } from './proxy.ts';
 import type { Preconnection } from './preconnect.ts';
 import type { Socket } from 'node:net';
 import { ExitCode, ProxyError } from '../cli/exit-codes.ts';
+import { monotonicMs } from './clock.ts';
 import type { Logger } from '../cli/log.ts';
 
 export interface LinkOptions {
@@ -53,6 +54,11 @@ export class WebSocketLink extends EventEmitter<LinkEvents> {
   private ws: WebSocket | null = null;
   private pingTimer: NodeJS.Timeout | null = null;
   private lastHeard = 0;
+  /**
+   * monotonicMs() when the bytes of the message being delivered were read: taken once per
+   * socket read, not per message (a read holds dozens of acks).
+   */
+  receivedAt = 0;
   private closedByUs = false;
   /** Set while close() waits for the close handshake to end. */
   private closeWaiter: (() => void) | null = null;
@@ -165,14 +171,16 @@ export class WebSocketLink extends EventEmitter<LinkEvents> {
     this.readingPaused = false;
     const heard = () => {
       this.lastHeard = Date.now();
+      this.receivedAt = monotonicMs();
     };
-    const message = (data: Buffer) => {
-      this.lastHeard = Date.now();
-      this.emit('message', data);
-    };
+    const message = (data: Buffer) => this.emit('message', data);
+    // Our receiver notes the time once per socket read, for every message parsed from it.
     this.ownReceiver = !this.opts.wsReceiver && interceptReceiver(ws, this.receiverFor(ws, heard, message));
     if (!this.ownReceiver) {
-      ws.on('message', message);
+      ws.on('message', (data: Buffer) => {
+        heard();
+        message(data);
+      });
       ws.on('pong', heard);
       ws.on('ping', heard);
     }
@@ -196,16 +204,18 @@ export class WebSocketLink extends EventEmitter<LinkEvents> {
       {
         message,
         ping: (data) => {
-          heard();
           if (ws.readyState === WebSocket.OPEN) ws.pong(data);
         },
-        pong: heard,
+        pong: () => {},
         close: (code, reason) => this.down(`websocket closed (code ${code}${reason ? `, ${reason}` : ''})`, code),
         error: (message, closeCode) => this.down(`websocket error: ${message}`, closeCode),
       },
       MAX_MESSAGE,
     );
-    return (chunk) => receiver.push(chunk);
+    return (chunk) => {
+      heard();
+      receiver.push(chunk);
+    };
   }
 
   /** With `closeCode`, answers the server's close frame (or closes for its protocol error) before closing the socket. */
