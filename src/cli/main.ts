@@ -77,10 +77,15 @@ async function run(options: ProxyOptions, logger: Logger): Promise<never> {
   let preconnection: Preconnection | undefined;
   const preconnect = () => {
     if (!expectedOrigin) return;
-    const origin = new URL(expectedOrigin);
-    if ((origin.protocol === 'ws:' && !api.endpointIsLoopback) || proxyFor(origin)) return;
-    preconnection = new Preconnection(origin, api.ca);
-    logger.trace(`opening a connection to ${expectedOrigin} for the data channel`);
+    try {
+      const origin = new URL(expectedOrigin);
+      if ((origin.protocol === 'ws:' && !api.endpointIsLoopback) || proxyFor(origin)) return;
+      preconnection = new Preconnection(origin, api.ca);
+      logger.trace(`opening a connection to ${expectedOrigin} for the data channel`);
+    } catch (err) {
+      // Only a head start: the websocket connects on its own later.
+      logger.trace(`could not open a connection to ${expectedOrigin} ahead: ${(err as Error).message}`);
+    }
   };
   let start: SessionStart;
   try {

@@ -25,13 +25,23 @@ export function expectedStreamOrigin(region: string, endpointUrl: string | undef
 
 const MAX_REMEMBERED = 16;
 
-/** Reads the note written by `rememberStreamOrigin`; a damaged one counts as empty. */
+/** A ws:// or wss:// origin as URL.origin writes it. */
+function isOrigin(text: string): boolean {
+  try {
+    const u = new URL(text);
+    return (u.protocol === 'ws:' || u.protocol === 'wss:') && u.origin === text;
+  } catch {
+    return false;
+  }
+}
+
+/** Reads the note written by `rememberStreamOrigin`; a damaged one counts as empty, a damaged entry as absent. */
 export function parseRememberedOrigins(note: string | undefined): Record<string, string> {
   if (!note) return {};
   try {
     const value = JSON.parse(note) as unknown;
     if (typeof value !== 'object' || value === null || Array.isArray(value)) return {};
-    return Object.fromEntries(Object.entries(value).filter((e): e is [string, string] => typeof e[1] === 'string'));
+    return Object.fromEntries(Object.entries(value).filter((e): e is [string, string] => typeof e[1] === 'string' && isOrigin(e[1])));
   } catch {
     return {};
   }

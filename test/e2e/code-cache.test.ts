@@ -171,6 +171,29 @@ describe('data channel origin', () => {
     expect(sim.totalViolations()).toBe(violationsBefore);
   });
 
+  it('costs nothing when the remembered origin is wrong or the note is damaged', async () => {
+    const root = join(cacheRoot, 'origin-wrong');
+    expect((await session(env({ SSM_PROXY_CODE_CACHE: root }), false)).code).toBe(0);
+    const [dir] = readdirSync(join(root, 'code-cache'));
+    const noteFile = join(root, 'code-cache', dir, 'stream-origins.note');
+    const key = `${sim.apiUrl} ${sim.region}`;
+    // A port nothing listens on: the connection opened ahead is refused, the websocket connects on its own.
+    const closed = createServer();
+    const closedPort = await new Promise<number>((r) => closed.listen(0, '127.0.0.1', () => r((closed.address() as { port: number }).port)));
+    await new Promise((r) => closed.close(r));
+    writeFileSync(noteFile, JSON.stringify({ [key]: `ws://127.0.0.1:${closedPort}` }), { mode: 0o600 });
+    const refused = await session(env({ SSM_PROXY_CODE_CACHE: root }), '-vvv');
+    expect(refused.code).toBe(0);
+    expect(refused.stderr).toContain('data channel: not using the connection opened during StartSession (');
+    // The StreamUrl's real origin is remembered again.
+    expect(JSON.parse(readFileSync(noteFile, 'utf8'))).toEqual({ [key]: new URL(sim.gatewayUrl).origin });
+    for (const damaged of ['{', JSON.stringify({ [key]: 'not a url' })]) {
+      writeFileSync(noteFile, damaged, { mode: 0o600 });
+      const r = await session(env({ SSM_PROXY_CODE_CACHE: root }), true);
+      expect(r.code).toBe(0);
+    }
+  });
+
   it('is not opened ahead without a place to remember it (SSM_PROXY_CODE_CACHE=off)', async () => {
     const r = await session(env({ SSM_PROXY_CODE_CACHE: 'off' }), '-vvv');
     expect(r.code).toBe(0);

@@ -59,6 +59,6 @@ describe('rememberStreamOrigin', () => {
   it('ignores a StreamUrl that is not a URL, and a damaged note', () => {
     expect(rememberStreamOrigin({}, 'eu-west-1', sim, 'not a url')).toBeUndefined();
     for (const note of [undefined, '', '{', '[1]', 'null', '"x"']) expect(parseRememberedOrigins(note)).toEqual({});
-    expect(parseRememberedOrigins('{"a":"ws://x","b":3}')).toEqual({ a: 'ws://x' });
+    expect(parseRememberedOrigins('{"a":"ws://x","b":3,"c":"x","d":"https://h","e":"wss://h/path","f":"wss://h:443"}')).toEqual({ a: 'ws://x' });
   });
 });
