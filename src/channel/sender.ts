@@ -47,6 +47,13 @@ interface OutEntry {
 
 const EMPTY_FRAME = Buffer.alloc(0);
 const MAX_SPARE_ENTRIES = 1024;
+/**
+ * Paced data frames go out this many at a time (~8 ms of the budget at 970 frames/s)
+ * when that much is waiting: the process then wakes once per batch instead of once per
+ * frame, which at the service's pace was most of its CPU. Fewer waiting frames wait for
+ * fewer tokens (a keystroke is not held back), and never more than the burst.
+ */
+const PACED_BATCH = 8;
 
 function blankEntry(): OutEntry {
   return { seq: 0, frame: EMPTY_FRAME, slot: undefined, isData: false, firstSent: 0, lastSent: 0, deadline: 0, attempts: 0, everSent: false, retransmitted: false, activeAtFirstSend: 0, sendIndex: -1 };
@@ -174,10 +181,16 @@ export class Sender {
     return Math.min(base * 2 ** Math.min(e.attempts, 16), Math.max(this.cfg.maxRtoMs, base));
   }
 
+  /** Frames worth waiting for before a paced send: the batch, or what is pending and fits the window. */
+  private batchWanted(): number {
+    return Math.min(PACED_BATCH, Math.ceil(this.pendingBytes / this.cfg.maxPayload), this.cfg.window - this.dataInflight);
+  }
+
   /** Moves queued bytes into sequenced frames while the window, pacing and pause state allow. */
   pump(now: number): void {
     if (!this.canTransmit || this.resendPending) return;
     const max = this.cfg.maxPayload;
+    if (this.pendingBytes > 0 && !this.bucket.has(this.batchWanted(), now)) return;
     while (this.pendingBytes > 0 && this.dataInflight < this.cfg.window) {
       if (!this.bucket.tryTake(now)) return;
       // A view into the queue: build() copies it into the frame before anything is queued.
@@ -319,7 +332,7 @@ export class Sender {
         t = Math.min(t, now + Math.max(1, this.cfg.giveUpMs - (this.activeMs - oldest.activeAtFirstSend) + 1));
       }
     }
-    if (this.pendingBytes > 0 && this.dataInflight < this.cfg.window) t = Math.min(t, this.bucket.readyAt(now));
+    if (this.pendingBytes > 0 && this.dataInflight < this.cfg.window) t = Math.min(t, this.bucket.readyAt(now, this.batchWanted()));
     if (t !== Infinity && t < now) t = now;
     return t;
   }

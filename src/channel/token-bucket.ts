@@ -36,11 +36,19 @@ export class TokenBucket {
     return false;
   }
 
-  /** Time at which a token will be available (now if one is). */
-  readyAt(now: number): number {
+  /** Whether `n` tokens (at most the burst) are there now; takes none. */
+  has(n: number, now: number): boolean {
+    if (this.unlimited) return true;
+    this.refill(now);
+    return this.tokens >= Math.min(n, this.burst);
+  }
+
+  /** Time at which `n` tokens (default 1, at most the burst) will be available (now if they are). */
+  readyAt(now: number, n = 1): number {
     if (this.unlimited) return now;
     this.refill(now);
-    if (this.tokens >= 1) return now;
-    return now + Math.ceil(((1 - this.tokens) * 1000) / this.rate);
+    const need = Math.min(n, this.burst);
+    if (this.tokens >= need) return now;
+    return now + Math.ceil(((need - this.tokens) * 1000) / this.rate);
   }
 }

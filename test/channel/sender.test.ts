@@ -53,6 +53,52 @@ describe('sender', () => {
     expect(client.nextDeadline(1000)).toBeGreaterThanOrEqual(1000);
   });
 
+  it('sends paced frames in batches of 8 under load, and a small write at once', () => {
+    const { client } = connectedPair({ frameRate: 1000, window: 100_000 });
+    client.drain();
+    client.write(Buffer.alloc(200 * 1024), 0);
+    // The bucket starts full: its burst (20, less what the handshake took) goes at once.
+    const burst = client.drain().transmit.length;
+    expect(burst).toBeGreaterThanOrEqual(19);
+    const batches: [number, number][] = [];
+    // 90 ms of budget (before the first retransmission timeout): batches of 8, 8 ms apart.
+    for (let t = 1; t <= 90; t++) {
+      client.tick(t);
+      const n = client.drain().transmit.length;
+      if (n > 0) batches.push([t, n]);
+    }
+    expect(batches.length).toBe(11);
+    expect(batches.every(([, n]) => n === 8)).toBe(true);
+    const first = batches[0][0];
+    expect(first).toBeLessThanOrEqual(9);
+    expect(batches.map(([t]) => t - first)).toEqual(batches.map((_, i) => 8 * i));
+    // The next batch is where the channel's timer is set.
+    expect(client.nextDeadline(90)).toBe(first + 8 * batches.length);
+
+    // With fewer frames waiting, fewer tokens are waited for: three frames go together after 3 ms.
+    const small = connectedPair({ frameRate: 1000, window: 100_000 }).client;
+    small.drain();
+    // One frame at a time while tokens last (the pair's clock is at 1 after its handshake):
+    // each goes at once, until one has to wait.
+    let sentAtOnce = 0;
+    for (let i = 0; i < 40; i++) {
+      small.write(Buffer.alloc(1024), 1);
+      if (small.drain().transmit.length === 0) break;
+      sentAtOnce++;
+    }
+    expect(sentAtOnce).toBe(burst);
+    small.write(Buffer.alloc(2 * 1024), 1);
+    expect(small.drain().transmit).toHaveLength(0);
+    expect(small.nextDeadline(1)).toBe(4);
+    small.tick(3);
+    expect(small.drain().transmit).toHaveLength(0);
+    small.tick(4);
+    expect(small.drain().transmit).toHaveLength(3);
+    // A keystroke with a token to spare goes at once.
+    small.write(Buffer.from('x'), 30);
+    expect(small.drain().transmit).toHaveLength(1);
+  });
+
   it('reports the give-up rule as an event, counting only connected, unpaused time', () => {
     const { client } = connectedPair({ giveUpMs: 1000 });
     client.drain();
