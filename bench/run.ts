@@ -1043,7 +1043,7 @@ function gitInfo(): { commit: string | null; dirty: boolean | null } {
 /** Copies bin/ and dist/ to a private folder so that a concurrent `npm run build` cannot pull the bundle away mid-run. */
 function snapshotProxy(): string {
   const distDir = join(REPO, 'dist');
-  if (!existsSync(join(distDir, 'ssm-proxy.mjs'))) throw new Error('dist/ssm-proxy.mjs is missing: run `npm run bench` (it builds first) or `npm run build`');
+  if (!existsSync(join(distDir, 'ssm-proxy.cjs'))) throw new Error('dist/ssm-proxy.cjs is missing: run `npm run bench` (it builds first) or `npm run build`');
   snapDir = join(tmp, 'ssm-proxy-snapshot');
   mkdirSync(join(snapDir, 'bin'), { recursive: true });
   cpSync(join(REPO, 'bin', 'ssm-proxy'), join(snapDir, 'bin', 'ssm-proxy'));

@@ -1,4 +1,4 @@
-// The bundle's entry: dist/ssm-proxy.mjs, imported by bin/ssm-proxy.
+// The bundle's entry: dist/ssm-proxy.cjs, required by bin/ssm-proxy.
 import { main } from './loader.ts';
 
 main();

@@ -1,4 +1,4 @@
-// dist/ssm-proxy.mjs: starts the application (dist/app/*.cjs) through V8's code cache.
+// dist/ssm-proxy.cjs: starts the application (dist/app/*.cjs) through V8's code cache.
 //
 // ssh starts a ProxyCommand for every connection, and most of a short connection's CPU
 // went into compiling the same JavaScript again: the AWS SDK, ws and our own modules.
@@ -288,6 +288,7 @@ function loadBuiltinsFirst(): void {
   void (require('node:util') as typeof import('node:util')).parseArgs;
   void globalThis.ReadableStream;
   void globalThis.WritableStream;
+  void globalThis.crypto; // the Web Crypto global (the SDK's random values), once node's ES module loader no longer touched it
 }
 
 export function main(): void {

@@ -238,6 +238,23 @@ process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(out)}
     }
   });
 
+  it("starts without node's ES module loader (import() of the bundle cost 10-20 ms of every start)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ssm-proxy-esm-'));
+    try {
+      const hook = join(dir, 'hook.cjs');
+      const out = join(dir, 'modules.json');
+      writeFileSync(hook, `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(out)}, JSON.stringify(process.moduleLoadList)));\n`);
+      const r = await session(env({ SSM_PROXY_CODE_CACHE: join(cacheRoot, 'esm') }), false, { nodeFlags: ['--require', hook] });
+      expect(r.code).toBe(0);
+      const loaded = JSON.parse(readFileSync(out, 'utf8')) as string[];
+      expect(loaded).toContain('NativeModule net'); // the list is the process's own
+      // node:module (createRequire) brings in internal/modules/esm/loader itself; import() also needs these:
+      expect(loaded.filter((m) => /^NativeModule internal\/modules\/esm\/(module_job|translators|resolve|load)$/.test(m))).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('says how to build when the bundle or part of it is missing', () => {
     const root = mkdtempSync(join(tmpdir(), 'ssm-proxy-launcher-'));
     try {

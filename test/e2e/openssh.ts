@@ -28,7 +28,7 @@ export function requireOpenSsh(): { sshd: string; ssh: string; scp: string; rsyn
   const found = { sshd: findBinary('sshd'), ssh: findBinary('ssh'), scp: findBinary('scp'), rsync: findBinary('rsync'), keygen: findBinary('ssh-keygen') };
   const missing = Object.entries(found).filter(([, p]) => !p).map(([n]) => n);
   if (missing.length > 0) throw new Error(`the end-to-end tests need ${missing.join(', ')}: ${INSTALL_HINT}`);
-  if (!existsSync(join(REPO, 'dist', 'ssm-proxy.mjs'))) throw new Error('dist/ssm-proxy.mjs is missing: run `npm run build` (npm test does)');
+  if (!existsSync(join(REPO, 'dist', 'ssm-proxy.cjs'))) throw new Error('dist/ssm-proxy.cjs is missing: run `npm run build` (npm test does)');
   return found as { sshd: string; ssh: string; scp: string; rsync: string; keygen: string };
 }
 
