@@ -99,7 +99,10 @@ async function run(options: ProxyOptions, logger: Logger): Promise<never> {
         preconnect();
         setImmediate(() => {
           const started = monotonicMs();
-          void loadSessionModules().then(() => logger.trace(`session code loaded in ${(monotonicMs() - started).toFixed(0)} ms while StartSession was answered`));
+          loadSessionModules().then(
+            () => logger.trace(`session code loaded in ${(monotonicMs() - started).toFixed(0)} ms while StartSession was answered`),
+            () => {}, // reported where it is awaited
+          );
         });
       },
     });
