@@ -190,7 +190,7 @@ export class Sender {
   pump(now: number): void {
     if (!this.canTransmit || this.resendPending) return;
     const max = this.cfg.maxPayload;
-    if (this.pendingBytes > 0 && !this.bucket.has(this.batchWanted(), now)) return;
+    if (this.pendingBytes > 0 && this.bucket.readyAt(now, this.batchWanted()) > now) return;
     while (this.pendingBytes > 0 && this.dataInflight < this.cfg.window) {
       if (!this.bucket.tryTake(now)) return;
       // A view into the queue: build() copies it into the frame before anything is queued.

@@ -36,13 +36,6 @@ export class TokenBucket {
     return false;
   }
 
-  /** Whether `n` tokens (at most the burst) are there now; takes none. */
-  has(n: number, now: number): boolean {
-    if (this.unlimited) return true;
-    this.refill(now);
-    return this.tokens >= Math.min(n, this.burst);
-  }
-
   /** Time at which `n` tokens (default 1, at most the burst) will be available (now if they are). */
   readyAt(now: number, n = 1): number {
     if (this.unlimited) return now;
