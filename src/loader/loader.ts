@@ -213,12 +213,12 @@ export class Loader implements CodeCacheHandle {
 
   readNote(name: string): string | undefined {
     const dir = this.options.cacheDir;
-    return dir ? readCache(join(dir, `${name}.note`))?.toString('utf8') : undefined;
+    return dir ? readCache(noteFile(dir, name))?.toString('utf8') : undefined;
   }
 
   writeNote(name: string, text: string): void {
     const dir = this.options.cacheDir;
-    if (dir && this.ensureDir(dir)) writeAtomically(join(dir, `${name}.note`), () => Buffer.from(text, 'utf8'));
+    if (dir && this.ensureDir(dir)) writeAtomically(noteFile(dir, name), () => Buffer.from(text, 'utf8'));
   }
 
   /** Whether `dir` exists, creating it (and clearing old builds' caches) if allowed. */
@@ -235,6 +235,10 @@ export class Loader implements CodeCacheHandle {
       return existsSync(dir);
     }
   }
+}
+
+function noteFile(dir: string, name: string): string {
+  return join(dir, `${name}.note`);
 }
 
 /**

@@ -72,11 +72,17 @@ async function until(cond: () => boolean, what: string): Promise<void> {
   if (!cond()) throw new Error(`timed out waiting for ${what}`);
 }
 
+/** A connection opened ahead to `g`, once `g` has accepted it. */
+async function openedAhead(g: Gateway): Promise<Preconnection> {
+  const pre = new Preconnection(new URL(g.origin));
+  await until(() => g.connections === 1, 'the connection opened ahead');
+  return pre;
+}
+
 describe('Preconnection', () => {
   it('is the connection the websocket uses when the StreamUrl has its origin', async () => {
     const g = await gateway();
-    const pre = new Preconnection(new URL(g.origin));
-    await until(() => g.connections === 1, 'the connection opened ahead');
+    const pre = await openedAhead(g);
     const l = link();
     await l.connect(g.url, 'the-token', pre);
     await until(() => g.firstFrames.length === 1, 'OpenDataChannel');
@@ -89,8 +95,7 @@ describe('Preconnection', () => {
   it('is closed when the StreamUrl is elsewhere; the websocket connects there', async () => {
     const guessed = await gateway();
     const actual = await gateway();
-    const pre = new Preconnection(new URL(guessed.origin));
-    await until(() => guessed.connections === 1, 'the connection opened ahead');
+    const pre = await openedAhead(guessed);
     const l = link();
     await l.connect(actual.url, 'token', pre);
     await until(() => guessed.closed === 1, 'the unused connection to close');
@@ -103,8 +108,7 @@ describe('Preconnection', () => {
   it('costs one fresh connection when the service hangs up on it before answering', async () => {
     const g = await gateway();
     g.onUpgrade = (n) => (n === 1 ? 'hang-up' : 'accept');
-    const pre = new Preconnection(new URL(g.origin));
-    await until(() => g.connections === 1, 'the connection opened ahead');
+    const pre = await openedAhead(g);
     const l = link();
     await l.connect(g.url, 'token', pre);
     expect([g.connections, g.opened]).toEqual([2, 1]);
@@ -114,8 +118,7 @@ describe('Preconnection', () => {
   it('is not tried again when the service answered on it (HTTP 403 is final)', async () => {
     const g = await gateway();
     g.onUpgrade = () => 'forbid';
-    const pre = new Preconnection(new URL(g.origin));
-    await until(() => g.connections === 1, 'the connection opened ahead');
+    const pre = await openedAhead(g);
     await expect(link().connect(g.url, 'token', pre)).rejects.toMatchObject({ exitCode: 6, message: expect.stringContaining('HTTP 403 Forbidden') });
     expect(g.connections).toBe(1);
   });
@@ -138,8 +141,7 @@ describe('Preconnection', () => {
 
   it('is closed by discard() when the session never gets that far', async () => {
     const g = await gateway();
-    const pre = new Preconnection(new URL(g.origin));
-    await until(() => g.connections === 1, 'the connection opened ahead');
+    const pre = await openedAhead(g);
     pre.discard();
     await until(() => g.closed === 1, 'the connection to close');
     expect(pre.take(new URL(g.url))).toBeUndefined();
@@ -147,8 +149,7 @@ describe('Preconnection', () => {
 
   it('is closed when the StreamUrl is refused (ws:// without a loopback endpoint)', async () => {
     const g = await gateway();
-    const pre = new Preconnection(new URL(g.origin));
-    await until(() => g.connections === 1, 'the connection opened ahead');
+    const pre = await openedAhead(g);
     const strict = new WebSocketLink({ clientId: 'c', clientVersion: '1.2.694.0', allowInsecure: false, logger: silentLogger });
     await expect(strict.connect(g.url, 'token', pre)).rejects.toMatchObject({ exitCode: 8 });
     await until(() => g.closed === 1, 'the connection to close');
