@@ -12,7 +12,7 @@ const USAGE = `usage: npm run sim -- [options]
   --drop P --duplicate P --reorder P --corrupt P --drop-acks P   per-frame probabilities, both directions
   --delay MS --jitter MS        added latency, both directions
   --api-latency MS              API calls answered MS late
-  --connect-latency MS          a websocket upgrade answered no sooner than MS after its connection
+  --connect-latency MS          an API request or websocket upgrade taken no sooner than MS after its connection
   --close-after-bytes N --close-after-ms MS [--close-repeat]     cut the client websocket
   --recycle-ms MS               close every client websocket with 1000 "Bye" after MS
   --refuse                      every target's port refuses the agent's dial

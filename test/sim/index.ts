@@ -46,9 +46,9 @@ export interface SimOptions {
   startPublicationOnReattach?: boolean;
   region?: string;
   /**
-   * A long network path: StartSession and the other calls are answered `apiMs` late, and a
-   * websocket upgrade no sooner than `connectMs` after its connection was accepted
-   * (standing in for the TCP and TLS handshakes). Default none.
+   * A long network path: StartSession and the other calls are answered `apiMs` late, and
+   * neither an API request nor a websocket upgrade is taken sooner than `connectMs` after
+   * its connection was accepted (standing in for the TCP and TLS handshakes). Default none.
    */
   latency?: { apiMs?: number; connectMs?: number };
   /** Fixed listening ports (default: any free port). */
@@ -102,7 +102,7 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
   });
   const gatewayUrl = await gateway.listen(opts.gatewayPort ?? 0);
   const region = opts.region ?? 'us-east-1';
-  const api = new FakeSsmApi({ registry, region, targets: opts.targets, streamUrl: (id) => gateway.streamUrl(id), answerDelayMs: opts.latency?.apiMs ?? 0 });
+  const api = new FakeSsmApi({ registry, region, targets: opts.targets, streamUrl: (id) => gateway.streamUrl(id), answerDelayMs: opts.latency?.apiMs ?? 0, connectDelayMs: opts.latency?.connectMs ?? 0 });
   let apiUrl: string;
   try {
     apiUrl = await api.listen(opts.apiPort ?? 0);

@@ -48,6 +48,11 @@ export interface FakeSsmApiOptions {
   errorStyle?: { namespaced?: boolean; messageKey?: 'message' | 'Message' };
   /** Each answer leaves this long after its request arrived: a distant region's round trips. Default 0. */
   answerDelayMs?: number;
+  /**
+   * Requests on a connection are taken no sooner than this long after it was accepted:
+   * the TCP and TLS handshakes of a distant endpoint. Default 0.
+   */
+  connectDelayMs?: number;
 }
 
 export interface RecordedCall {
@@ -114,6 +119,7 @@ export class FakeSsmApi {
   private readonly now: () => number;
   private throttleLeft: number;
   private readonly injected = new Map<string, InjectedReply[]>();
+  private readonly acceptedAt = new WeakMap<object, number>();
   private server?: Server;
   private baseUrl?: string;
 
@@ -137,6 +143,7 @@ export class FakeSsmApi {
   listen(port = 0): Promise<string> {
     if (this.server) return Promise.reject(new Error('FakeSsmApi: already listening'));
     const server = createServer((req, res) => this.handle(req, res));
+    server.on('connection', (socket) => this.acceptedAt.set(socket, Date.now()));
     this.server = server;
     return new Promise((resolve, reject) => {
       server.once('error', reject);
@@ -229,7 +236,8 @@ export class FakeSsmApi {
         }
       }
       this.calls.push(call);
-      const delay = this.opts.answerDelayMs ?? 0;
+      const ready = (this.acceptedAt.get(req.socket) ?? 0) + (this.opts.connectDelayMs ?? 0);
+      const delay = Math.max(0, ready - Date.now()) + (this.opts.answerDelayMs ?? 0);
       if (delay > 0) setTimeout(() => this.send(res, reply), delay);
       else this.send(res, reply);
     });
