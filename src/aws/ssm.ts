@@ -12,6 +12,8 @@ import { installWarningFilter } from '../cli/warnings.ts';
 import { classifyAwsError, type AwsErrorContext } from './errors.ts';
 import { proxyAgentFor } from '../transport/proxy.ts';
 import { monotonicMs } from '../transport/clock.ts';
+import { Preconnection, agentWithPreconnection } from '../transport/preconnect.ts';
+import { expectedApiOrigin } from './partition.ts';
 
 export interface SsmConfig {
   region?: string;
@@ -170,6 +172,40 @@ export async function createSsmApi(cfg: SsmConfig): Promise<SsmApi> {
   const timeouts: SsmTimeouts = { ...DEFAULT_TIMEOUTS, ...cfg.timeouts };
   const ca = cfg.caBundle !== undefined ? readCaBundle(cfg.caBundle) : undefined;
 
+  // The SDK v3 ignores HTTPS_PROXY; the CLI and the plugin honour it, so do we. The
+  // NO_PROXY decision is made for the SSM endpoint (a custom one, or the regional one).
+  const endpointForProxy = new URL(cfg.endpointUrl ?? `https://ssm.${cfg.region ?? 'us-east-1'}.amazonaws.com`);
+  const secureEndpoint = endpointForProxy.protocol === 'https:';
+  const tunnelAgent = proxyAgentFor(endpointForProxy, { keepAlive: true, ...(ca !== undefined ? { ca } : {}) });
+  if (tunnelAgent) logger.debug(`SSM API calls go through the proxy in ${secureEndpoint ? 'HTTPS_PROXY' : 'HTTP_PROXY'}`);
+
+  // The API's connection (DNS, TCP, TLS) opens while the SDK loads, where we know where
+  // it will go; with the region from the profile, once the SDK has read it. Only the
+  // StartSession/ResumeSession client's agent uses it (the SDK's defaults otherwise:
+  // keep-alive, 50 sockets).
+  const apiConnection = tunnelAgent
+    ? undefined
+    : agentWithPreconnection(secureEndpoint, { keepAlive: true, maxSockets: 50, ...(ca !== undefined ? { ca } : {}) }, () => logger.trace('SSM API: using the connection opened ahead'));
+  const openApiConnection = (region: string | undefined): boolean => {
+    const origin = apiConnection && expectedApiOrigin(region, cfg.endpointUrl);
+    if (!origin) return false;
+    try {
+      apiConnection.use(new Preconnection(new URL(origin), ca));
+      logger.trace(`opening a connection to ${origin} for the SSM API`);
+      return true;
+    } catch (err) {
+      // Only a head start: the SDK connects on its own.
+      logger.trace(`could not open a connection to ${origin} ahead: ${(err as Error).message}`);
+      return false;
+    }
+  };
+  const apiConnectionOpenedEarly = cfg.region !== undefined || cfg.endpointUrl !== undefined;
+  if (apiConnectionOpenedEarly && openApiConnection(cfg.region)) {
+    // Node starts a connection to an IP address on the next tick, which would otherwise
+    // wait for the SDK's synchronous load; a host name's lookup has started already.
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+
   // Before the SDK loads: its client constructor warns about Node < 22 on every run.
   installWarningFilter();
   const startedLoading = monotonicMs();
@@ -184,12 +220,6 @@ export async function createSsmApi(cfg: SsmConfig): Promise<SsmApi> {
     error: (...args: unknown[]) => logger.debug(sdkLogLine(args)),
   };
 
-  // The SDK v3 ignores HTTPS_PROXY; the CLI and the plugin honour it, so do we. The
-  // NO_PROXY decision is made for the SSM endpoint (a custom one, or the regional one).
-  const endpointForProxy = new URL(cfg.endpointUrl ?? `https://ssm.${cfg.region ?? 'us-east-1'}.amazonaws.com`);
-  const secureEndpoint = endpointForProxy.protocol === 'https:';
-  const tunnelAgent = proxyAgentFor(endpointForProxy, { keepAlive: true, ...(ca !== undefined ? { ca } : {}) });
-  if (tunnelAgent) logger.debug(`SSM API calls go through the proxy in ${secureEndpoint ? 'HTTPS_PROXY' : 'HTTP_PROXY'}`);
   const httpsAgent = tunnelAgent && secureEndpoint ? tunnelAgent : ca !== undefined ? { keepAlive: true, ca } : undefined;
   const httpAgent = tunnelAgent && !secureEndpoint ? tunnelAgent : undefined;
   const requestHandler = (requestMs: number) => ({
@@ -215,7 +245,10 @@ export async function createSsmApi(cfg: SsmConfig): Promise<SsmApi> {
     ...(cfg.profile !== undefined ? { profile: cfg.profile } : {}),
     ...(cfg.endpointUrl !== undefined ? { endpoint: cfg.endpointUrl } : {}),
   };
-  const client: SSMClient = new sdk.SSMClient({ ...baseConfig, requestHandler: requestHandler(timeouts.requestMs) });
+  const client: SSMClient = new sdk.SSMClient({
+    ...baseConfig,
+    requestHandler: { ...requestHandler(timeouts.requestMs), ...(apiConnection ? { [secureEndpoint ? 'httpsAgent' : 'httpAgent']: apiConnection.agent } : {}) },
+  });
 
   let region: string;
   try {
@@ -231,6 +264,7 @@ export async function createSsmApi(cfg: SsmConfig): Promise<SsmApi> {
     }
     throw classifyAwsError(err, { operation: 'configuration' });
   }
+  if (!apiConnectionOpenedEarly) openApiConnection(region);
 
   const imds = imdsSettings(timeouts.imdsMs);
   credentialChain = sdk.fromNodeProviderChain({
@@ -299,6 +333,8 @@ export async function createSsmApi(cfg: SsmConfig): Promise<SsmApi> {
         );
       } catch (err) {
         throw classifyAwsError(err, ctx);
+      } finally {
+        apiConnection?.discard(); // if StartSession went elsewhere
       }
       if (out.TokenValue) registerToken(out.TokenValue);
       const missing = (['SessionId', 'StreamUrl', 'TokenValue'] as const).filter((k) => !out[k]);

@@ -3,12 +3,7 @@
 // wss://ssmmessages.<region>.<partition's DNS suffix>/v1/data-channel/... (PROTOCOL.md
 // §2.2); with another endpoint (a simulator, a private one) we remember the origin the
 // last StreamUrl had for that endpoint and region.
-
-/** The DNS suffix of a region's partition, for the partitions whose suffix is well known. */
-function dnsSuffix(region: string): string | undefined {
-  if (!/^[a-z]{2}(-gov)?-[a-z]+-\d+$/.test(region)) return undefined; // iso partitions and the unknown: remembered only
-  return region.startsWith('cn-') ? 'amazonaws.com.cn' : 'amazonaws.com';
-}
+import { dnsSuffix } from '../aws/partition.ts';
 
 /** The key under which the origin is remembered. */
 export function streamOriginKey(region: string, endpointUrl: string | undefined): string {

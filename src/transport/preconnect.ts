@@ -1,9 +1,13 @@
-// The data channel's TCP (and TLS) connection, opened while StartSession is still being
-// answered: against the real service that takes DNS, TCP and TLS (2-3 round trips) off
-// the time to the first SSH byte. It is used only if the StreamUrl that comes back has
-// the same origin; the URL itself is still sent verbatim in the websocket request.
+// Connections opened before we know we need them, while the process is busy with
+// something else: the SSM API's while the AWS SDK loads, the data channel's while
+// StartSession is answered. Against the real service each takes DNS, TCP and TLS
+// (2-3 round trips) off the time to the first SSH byte. A connection is used only by a
+// request to the same origin (scheme, host and port); the request itself is unchanged.
+import { Agent as HttpAgent, type AgentOptions } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
 import { connect as netConnect, isIP, type Socket } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
+import type { Duplex } from 'node:stream';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 
 export class Preconnection {
   readonly origin: string;
@@ -11,14 +15,16 @@ export class Preconnection {
   /** Why the connection is no longer usable, once it is not. */
   failure: string | undefined;
 
-  /** `origin` is ws:// or wss:// (host and port); `ca` as for the data channel. */
+  /** `origin`: ws://, wss://, http:// or https:// (host and port); `ca` as for the connection's user. */
   constructor(origin: URL, ca?: string) {
     this.origin = origin.origin;
     const host = origin.hostname.startsWith('[') ? origin.hostname.slice(1, -1) : origin.hostname;
-    const secure = origin.protocol === 'wss:';
+    const secure = origin.protocol === 'wss:' || origin.protocol === 'https:';
     const port = Number(origin.port) || (secure ? 443 : 80);
-    // The options ws would use for this URL, so the server cannot tell the difference.
+    // The options ws and node's https agent would use, so the server cannot tell the difference.
     const socket = secure ? tlsConnect({ host, port, servername: isIP(host) ? '' : host, ...(ca !== undefined ? { ca } : {}) }) : netConnect({ host, port });
+    // Unused, it must not keep the process alive; whoever takes it holds it.
+    socket.unref();
     const lost = (why: string) => {
       this.failure ??= why;
       this.socket = undefined;
@@ -42,7 +48,15 @@ export class Preconnection {
       socket.destroy();
       return undefined;
     }
-    return socket;
+    return socket.ref();
+  }
+
+  /** The connection if it is still open and to `origin` (as URL.origin writes it); else undefined, and it stays. */
+  takeIfTo(origin: string): Socket | undefined {
+    const socket = this.socket;
+    if (!socket || origin !== this.origin) return undefined;
+    this.socket = undefined;
+    return socket.ref();
   }
 
   /** Closes the connection if nobody took it. */
@@ -50,4 +64,61 @@ export class Preconnection {
     this.socket?.destroy();
     this.socket = undefined;
   }
+}
+
+type Callback = ((err: Error | null, stream: Duplex) => void) | undefined;
+type ConnectArgs = ConnectionOptions & { host?: string | null; port?: number | string | null };
+
+/** The origin (URL.origin form) a node agent's connection options lead to. */
+function originOf(secure: boolean, options: ConnectArgs): string | undefined {
+  const host = options.host ?? 'localhost';
+  try {
+    return new URL(`${secure ? 'https' : 'http'}://${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${Number(options.port) || (secure ? 443 : 80)}`).origin;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * An http(s) agent whose first connection to `pre`'s origin is `pre`'s, once it is set
+ * (it may come after the agent is made); every other connection is its own, as node's
+ * agent would make it.
+ */
+export function agentWithPreconnection(
+  secure: boolean,
+  options: AgentOptions & ConnectionOptions,
+  onUse?: () => void,
+): { agent: HttpAgent; use(pre: Preconnection): void; discard(): void } {
+  let pending: Preconnection | undefined;
+  const takeFor = (options: ConnectArgs): Socket | undefined => {
+    const origin = pending && originOf(secure, options);
+    const socket = origin ? pending?.takeIfTo(origin) : undefined;
+    if (socket) {
+      pending = undefined;
+      onUse?.();
+    }
+    return socket;
+  };
+  const agent = secure
+    ? new (class extends HttpsAgent {
+        override createConnection(options: ConnectArgs, cb?: Callback): Duplex | undefined {
+          return takeFor(options) ?? (super.createConnection as (o: ConnectArgs, cb?: Callback) => Duplex | undefined)(options, cb);
+        }
+      })(options)
+    : new (class extends HttpAgent {
+        override createConnection(options: ConnectArgs, cb?: Callback): Duplex | undefined {
+          return takeFor(options) ?? (super.createConnection as (o: ConnectArgs, cb?: Callback) => Duplex | undefined)(options, cb);
+        }
+      })(options);
+  return {
+    agent,
+    use(pre) {
+      pending?.discard();
+      pending = pre;
+    },
+    discard() {
+      pending?.discard();
+      pending = undefined;
+    },
+  };
 }

@@ -21,6 +21,8 @@ interface RecordedRequest {
   operation: string;
   body: Record<string, unknown>;
   headers: IncomingHttpHeaders;
+  /** The number (1-based) of the TCP connection it came on. */
+  connection: number;
 }
 
 /** A stand-in for the SSM JSON 1.1 API on 127.0.0.1. */
@@ -29,8 +31,11 @@ class FakeSsm {
   reply: (operation: string, body: Record<string, unknown>, count: number) => Reply = () => ok();
   private server: Server;
   url = '';
+  /** TCP connections accepted. */
+  connections = 0;
 
   constructor() {
+    const numbers = new WeakMap<object, number>();
     this.server = createServer((req, res) => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
@@ -40,7 +45,7 @@ class FakeSsm {
         const isQuery = String(req.headers['content-type']).startsWith('application/x-www-form-urlencoded');
         const body = (isQuery ? Object.fromEntries(new URLSearchParams(raw)) : JSON.parse(raw || '{}')) as Record<string, unknown>;
         const operation = isQuery ? `sts:${String(body.Action)}` : String(req.headers['x-amz-target'] ?? '').replace(/^AmazonSSM\./, '');
-        this.requests.push({ operation, body, headers: req.headers });
+        this.requests.push({ operation, body, headers: req.headers, connection: numbers.get(req.socket) ?? 0 });
         const count = this.requests.filter((r) => r.operation === operation).length;
         const reply = this.reply(operation, body, count);
         if (reply === 'hang') return;
@@ -48,6 +53,7 @@ class FakeSsm {
         res.end(typeof reply.body === 'string' ? reply.body : JSON.stringify(reply.body));
       });
     });
+    this.server.on('connection', (socket) => numbers.set(socket, ++this.connections));
   }
 
   async start(): Promise<void> {
@@ -254,6 +260,27 @@ describe('startSession', () => {
     events.push('resolved');
     expect(start.sessionId).toBe('alice-0a1b2c3d4e5f67890');
     expect(events).toEqual(['sent', 'fake answers StartSession', 'resolved']);
+  });
+
+  it('sends StartSession over the connection it opened before loading the SDK', async () => {
+    const stderr = { text: '', write(s: string) { this.text += s; return true; } };
+    const logger = createLogger({ verbose: 3, stderr });
+    const api = await createSsmApi(config({ logger }));
+    await api.startSession(request);
+    logger.close();
+    expect(fake.connections).toBe(1);
+    expect(fake.requests.map((r) => [r.operation, r.connection])).toEqual([['StartSession', 1]]);
+    const opened = stderr.text.indexOf(`opening a connection to ${fake.url} for the SSM API`);
+    expect(opened).toBeGreaterThanOrEqual(0);
+    expect(opened).toBeLessThan(stderr.text.indexOf('AWS SDK loaded in'));
+    expect(stderr.text).toContain('SSM API: using the connection opened ahead');
+  });
+
+  it('opens no connection ahead when the API goes through HTTP_PROXY', async () => {
+    process.env.HTTP_PROXY = await closedPortUrl();
+    const api = await createSsmApi(config());
+    await rejection(api.startSession(request));
+    expect(fake.connections).toBe(0);
   });
 
   it('does not call onSent when the request never leaves', async () => {

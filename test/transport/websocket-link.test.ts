@@ -1,17 +1,13 @@
 // The data channel trusts the same CA bundle as the SSM API (--ca-bundle /
 // AWS_CA_BUNDLE), and still verifies TLS without it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { WebSocketServer } from 'ws';
 import { WebSocketLink } from '../../src/transport/websocket-link.ts';
 import { Preconnection } from '../../src/transport/preconnect.ts';
 import { silentLogger } from '../../src/cli/log.ts';
+import { makeLoopbackCertificate } from '../helpers/tls.ts';
 
-let dir: string;
 let cert: string;
 let server: Server;
 let url: string;
@@ -19,12 +15,9 @@ const firstFrames: string[] = [];
 let tlsConnections = 0;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'ssm-proxy-tls-'));
-  const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-days', '1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { encoding: 'utf8' });
-  if (r.error) throw new Error('the TLS test needs the openssl command: apt-get install -y openssl');
-  if (r.status !== 0) throw new Error(`openssl could not make a test certificate: ${r.stderr}`);
-  cert = readFileSync(join(dir, 'cert.pem'), 'utf8');
-  server = createServer({ key: readFileSync(join(dir, 'key.pem')), cert });
+  const made = makeLoopbackCertificate();
+  cert = made.cert;
+  server = createServer(made);
   server.on('secureConnection', () => tlsConnections++);
   const wss = new WebSocketServer({ server });
   wss.on('connection', (ws) => ws.once('message', (d) => firstFrames.push(d.toString())));
@@ -33,7 +26,6 @@ beforeAll(async () => {
 });
 afterAll(() => {
   server?.close();
-  if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 function link(ca?: string) {
