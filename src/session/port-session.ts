@@ -12,7 +12,8 @@ import { DeadlineTimer } from '../transport/deadline-timer.ts';
 import { WebSocketLink } from '../transport/websocket-link.ts';
 import { BatchArenas } from '../transport/ws-frames.ts';
 import type { ByteSource } from '../transport/stdin.ts';
-import type { Preconnection } from '../transport/preconnect.ts';
+import { Preconnection } from '../transport/preconnect.ts';
+import { proxyFor } from '../transport/proxy.ts';
 import { HeapGuard } from './heap-guard.ts';
 import { monotonicMs } from '../transport/clock.ts';
 
@@ -380,6 +381,20 @@ export class PortSession {
 
   // ---- reconnect (§11.6) ----
 
+  /**
+   * A connection to where the websocket was, opened while ResumeSession is answered (the
+   * StreamUrl rarely moves); none where a proxy applies or the URL would be refused.
+   */
+  private openAhead(streamUrl: string): Preconnection | undefined {
+    try {
+      const url = new URL(streamUrl);
+      if (!(url.protocol === 'wss:' || (url.protocol === 'ws:' && this.o.allowInsecure)) || proxyFor(url)) return undefined;
+      return new Preconnection(url, this.o.ca);
+    } catch {
+      return undefined; // only a head start
+    }
+  }
+
   private async onDown(why: string): Promise<void> {
     if (this.finished || this.reconnecting) return;
     this.channel.setConnected(false, this.now());
@@ -397,6 +412,7 @@ export class PortSession {
     let lastError = why;
     try {
       for (let attempt = 1; !this.finished; attempt++) {
+        const pre = this.openAhead(url);
         try {
           const r = await this.o.api.resumeSession(this.o.sessionId);
           if (r === 'timed-out') {
@@ -405,7 +421,10 @@ export class PortSession {
           }
           if (this.finished) return;
           if (r.streamUrl) url = r.streamUrl;
-          await this.link.connect(url, r.tokenValue);
+          // Only a connection that got through its TCP handshake: one still trying may be
+          // waiting out a SYN retransmission from the outage, while a fresh one goes now.
+          if (pre && !pre.established) this.log.trace('data channel: the connection opened ahead is still connecting; not using it');
+          await this.link.connect(url, r.tokenValue, pre?.established ? pre : undefined);
           // A new websocket starts reading; keep honouring a congested stdout.
           if (this.stdoutBlocked) this.link.pauseReading();
           this.stats.reconnects++;
@@ -420,6 +439,8 @@ export class PortSession {
           }
           lastError = err instanceof Error ? err.message : String(err);
           this.log.debug(`resume attempt ${attempt} failed: ${lastError}`);
+        } finally {
+          pre?.discard(); // a no-op once the websocket took it
         }
         if (this.now() + delay > deadline) break;
         const jittered = delay * (0.8 + Math.random() * 0.4);

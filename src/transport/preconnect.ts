@@ -14,6 +14,8 @@ export class Preconnection {
   private socket: Socket | undefined;
   /** Why the connection is no longer usable, once it is not. */
   failure: string | undefined;
+  /** Whether its TCP handshake has completed (TLS may still be under way). */
+  established = false;
 
   /** `origin`: ws://, wss://, http:// or https:// (host and port); `ca` as for the connection's user. */
   constructor(origin: URL, ca?: string) {
@@ -29,6 +31,7 @@ export class Preconnection {
       this.failure ??= why;
       this.socket = undefined;
     };
+    socket.once('connect', () => (this.established = true));
     socket.on('error', (err: NodeJS.ErrnoException) => lost(err.code ?? err.message));
     socket.once('close', () => lost('closed'));
     socket.once('end', () => lost('closed by the server'));

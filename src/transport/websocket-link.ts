@@ -98,14 +98,14 @@ export class WebSocketLink extends EventEmitter<LinkEvents> {
       pre?.discard();
     }
     this.closedByUs = false;
-    if (pre) this.opts.logger.trace(socket ? 'data channel: using the connection opened during StartSession' : `data channel: not using the connection opened during StartSession (${agent ? 'a proxy is set' : (pre.failure ?? 'unusable')})`);
+    if (pre) this.opts.logger.trace(socket ? 'data channel: using the connection opened ahead' : `data channel: not using the connection opened ahead (${agent ? 'a proxy is set' : (pre.failure ?? 'unusable')})`);
     if (socket) {
       try {
         return await this.open(url, token, agent, socket);
       } catch (err) {
         if (!(err instanceof OpenFailure)) throw err;
         if (err.answered) throw err.reason;
-        this.opts.logger.debug(`data channel: the connection opened during StartSession failed (${err.why}); connecting again`);
+        this.opts.logger.debug(`data channel: the connection opened ahead failed (${err.why}); connecting again`);
       }
     }
     try {

@@ -154,7 +154,7 @@ describe('data channel origin', () => {
   it('is remembered beside the cache, so the next session connects to it while StartSession is answered', async () => {
     const root = join(cacheRoot, 'origin');
     const opened = 'opening a connection to ' + new URL(sim.gatewayUrl).origin + ' for the data channel';
-    const used = 'data channel: using the connection opened during StartSession';
+    const used = 'data channel: using the connection opened ahead';
     const first = await session(env({ SSM_PROXY_CODE_CACHE: root }), '-vvv');
     expect(first.code).toBe(0);
     expect(first.stderr).not.toContain(opened);
@@ -184,7 +184,7 @@ describe('data channel origin', () => {
     writeFileSync(noteFile, JSON.stringify({ [key]: `ws://127.0.0.1:${closedPort}` }), { mode: 0o600 });
     const refused = await session(env({ SSM_PROXY_CODE_CACHE: root }), '-vvv');
     expect(refused.code).toBe(0);
-    expect(refused.stderr).toContain('data channel: not using the connection opened during StartSession (');
+    expect(refused.stderr).toContain('data channel: not using the connection opened ahead (');
     // The StreamUrl's real origin is remembered again.
     expect(JSON.parse(readFileSync(noteFile, 'utf8'))).toEqual({ [key]: new URL(sim.gatewayUrl).origin });
     for (const damaged of ['{', JSON.stringify({ [key]: 'not a url' })]) {

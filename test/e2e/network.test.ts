@@ -95,6 +95,26 @@ describe('network trouble', () => {
     }
   });
 
+  it('reconnects over a connection opened while ResumeSession is answered', async () => {
+    // The API answers 150 ms late: a connection opened before the call is that old when
+    // the websocket's upgrade comes over it; a fresh one would be a few ms old.
+    const r = await rig(sshd, { profile: 'unlimited', recycleMs: 400, latency: { apiMs: 150 } }, ['--frame-rate', '0']);
+    try {
+      const data = randomBytes(1 * MiB);
+      const res = await r.ssh([TARGET, 'sleep 1.5; sha256sum'], { input: data });
+      expect(res.code).toBe(0);
+      expect(res.stdout.toString().split(' ')[0]).toBe(sha256(data));
+      const resumes = r.sim.api.count('ResumeSession');
+      expect(resumes).toBeGreaterThanOrEqual(1);
+      const reconnects = r.sim.gateway.upgradeAges.slice(1);
+      expect(reconnects).toHaveLength(resumes);
+      for (const age of reconnects) expect(age).toBeGreaterThanOrEqual(100);
+      expect(r.sim.totalViolations()).toBe(0);
+    } finally {
+      await r.close();
+    }
+  });
+
   it('survives the periodic websocket recycle (close 1000 "Bye")', async () => {
     const r = await rig(sshd, { profile: 'unlimited', recycleMs: 400 }, ['--frame-rate', '0']);
     try {

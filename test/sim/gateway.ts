@@ -54,6 +54,7 @@ export interface GatewayOptions {
 
 
 const OPEN_TIMEOUT_MS = 10_000;
+const MAX_RECORDED_UPGRADES = 10_000;
 
 export interface GatewayEvents {
   change: [];
@@ -68,6 +69,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   readonly registry: SessionRegistry;
   readonly violations: ViolationLog;
   readonly sessions = new Map<string, AgentSession>();
+  /** For each websocket upgrade request, how long (ms) after its TCP connection was accepted it came. */
+  readonly upgradeAges: number[] = [];
   private server?: Server;
   private readonly wss: WebSocketServer;
   private readonly conns = new Set<ClientConn>();
@@ -111,17 +114,16 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   listen(port = 0): Promise<string> {
     const server = createServer((req, res) => this.onHttp(req, res));
     const delay = this.opts.connectDelayMs ?? 0;
-    if (delay > 0) {
-      const acceptedAt = new WeakMap<object, number>();
-      server.on('connection', (socket) => acceptedAt.set(socket, performance.now()));
-      server.on('upgrade', (req, socket, head) => {
-        const wait = (acceptedAt.get(socket) ?? 0) + delay - performance.now();
-        if (wait <= 0) return this.onUpgrade(req, socket, head);
-        setTimeout(() => {
-          if (!socket.destroyed) this.onUpgrade(req, socket, head);
-        }, wait);
-      });
-    } else server.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));
+    const acceptedAt = new WeakMap<object, number>();
+    server.on('connection', (socket) => acceptedAt.set(socket, performance.now()));
+    server.on('upgrade', (req, socket, head) => {
+      const age = performance.now() - (acceptedAt.get(socket) ?? performance.now());
+      if (this.upgradeAges.length < MAX_RECORDED_UPGRADES) this.upgradeAges.push(age);
+      if (age >= delay) return this.onUpgrade(req, socket, head);
+      setTimeout(() => {
+        if (!socket.destroyed) this.onUpgrade(req, socket, head);
+      }, delay - age);
+    });
     this.server = server;
     return new Promise((resolve, reject) => {
       server.once('error', reject);

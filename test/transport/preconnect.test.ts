@@ -79,6 +79,14 @@ async function openedAhead(g: Gateway): Promise<Preconnection> {
   return pre;
 }
 
+/** The origin of a gateway that has just closed: connections to it are refused. */
+async function refusedOrigin(): Promise<URL> {
+  const gone = await gateway();
+  await new Promise((r) => gone.server.close(r));
+  gateways.splice(gateways.indexOf(gone), 1);
+  return new URL(gone.origin);
+}
+
 describe('Preconnection', () => {
   it('is the connection the websocket uses when the StreamUrl has its origin', async () => {
     const g = await gateway();
@@ -125,11 +133,7 @@ describe('Preconnection', () => {
 
   it('that could not connect leaves the websocket to connect on its own', async () => {
     const g = await gateway();
-    const gone = await gateway();
-    const goneOrigin = new URL(gone.origin);
-    await new Promise((r) => gone.server.close(r));
-    gateways.splice(gateways.indexOf(gone), 1);
-    const pre = new Preconnection(goneOrigin);
+    const pre = new Preconnection(await refusedOrigin());
     await until(() => pre.failure !== undefined, 'the refused connection');
     expect(pre.failure).toBe('ECONNREFUSED');
     const l = link();
@@ -137,6 +141,17 @@ describe('Preconnection', () => {
     await l.connect(g.url, 'token', pre);
     expect([g.connections, g.opened]).toEqual([1, 1]);
     await l.close();
+  });
+
+  it('says when its TCP handshake is done, and never for a refused one', async () => {
+    const g = await gateway();
+    const pre = new Preconnection(new URL(g.origin));
+    expect(pre.established).toBe(false); // node connects on a later tick at the earliest
+    await until(() => pre.established, 'the handshake');
+    const refused = new Preconnection(await refusedOrigin());
+    await until(() => refused.failure !== undefined, 'the refusal');
+    expect(refused.established).toBe(false);
+    pre.discard();
   });
 
   it('is closed by discard() when the session never gets that far', async () => {
