@@ -423,7 +423,7 @@ export class PortSession {
           if (r.streamUrl) url = r.streamUrl;
           // Only a connection that got through its TCP handshake: one still trying may be
           // waiting out a SYN retransmission from the outage, while a fresh one goes now.
-          if (pre && !pre.established) this.log.trace('data channel: the connection opened ahead is still connecting; not using it');
+          if (pre && !pre.established) this.log.trace(`data channel: not using the connection opened ahead (${pre.failure ?? 'still connecting'})`);
           await this.link.connect(url, r.tokenValue, pre?.established ? pre : undefined);
           // A new websocket starts reading; keep honouring a congested stdout.
           if (this.stdoutBlocked) this.link.pauseReading();

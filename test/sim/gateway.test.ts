@@ -295,36 +295,36 @@ describe('GET /stats', () => {
 
 describe('latency (a long network path)', () => {
   it('takes a request or an upgrade no sooner than connectMs after its connection was accepted, and answers the API apiMs late', async () => {
-    const slow = await startSimulator({ profile: 'service', latency: { apiMs: 150, connectMs: 400 } });
+    const slow = await startSimulator({ profile: 'service', latency: { apiMs: 150, connectMs: 600 } });
     extraSims.push(slow);
     // The first call opens the client's connection: its set-up, then the answer.
     let t0 = performance.now();
     const t = await startSession(slow, TARGET, echo.port);
-    expect(performance.now() - t0).toBeGreaterThanOrEqual(545);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(745);
     // The next goes over the same (kept-alive) connection: the answer's delay only.
     t0 = performance.now();
     await startSession(slow, TARGET, echo.port);
     const again = performance.now() - t0;
     expect(again).toBeGreaterThanOrEqual(145);
-    expect(again).toBeLessThan(500);
+    expect(again).toBeLessThan(700);
 
     t0 = performance.now();
     const fresh = await openWs(t.streamUrl);
-    expect(performance.now() - t0).toBeGreaterThanOrEqual(395);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(595);
     fresh.terminate();
 
     // A connection accepted long enough before (one opened while StartSession was answered) is not held up.
     const u = new URL(slow.gatewayUrl);
     const early = connect(Number(u.port), u.hostname);
     await new Promise((r) => early.once('connect', r));
-    await new Promise((r) => setTimeout(r, 400));
+    await new Promise((r) => setTimeout(r, 600));
     t0 = performance.now();
     const ws = await new Promise<WebSocket>((resolve, reject) => {
       const w = new WebSocket(t.streamUrl, { perMessageDeflate: false, createConnection: () => early });
       w.once('open', () => resolve(w));
       w.once('error', reject);
     });
-    expect(performance.now() - t0).toBeLessThan(350);
+    expect(performance.now() - t0).toBeLessThan(550);
     ws.terminate();
   });
 });
