@@ -8,8 +8,7 @@ import { startCpuProfile, stopCpuProfile } from './profile.ts';
 import { monotonicMs } from '../transport/clock.ts';
 import { codeCacheHandle } from '../loader/handle.ts';
 import type { SessionStart } from '../aws/ssm.ts';
-import { Preconnection } from '../transport/preconnect.ts';
-import { proxyFor } from '../transport/proxy.ts';
+import { dataChannelPreconnection, type Preconnection } from '../transport/preconnect.ts';
 import { expectedStreamOrigin, parseRememberedOrigins, rememberStreamOrigin } from '../session/stream-origin.ts';
 
 const STREAM_ORIGINS_NOTE = 'stream-origins';
@@ -78,10 +77,8 @@ async function run(options: ProxyOptions, logger: Logger): Promise<never> {
   const preconnect = () => {
     if (!expectedOrigin) return;
     try {
-      const origin = new URL(expectedOrigin);
-      if ((origin.protocol === 'ws:' && !api.endpointIsLoopback) || proxyFor(origin)) return;
-      preconnection = new Preconnection(origin, api.ca);
-      logger.trace(`opening a connection to ${expectedOrigin} for the data channel`);
+      preconnection = dataChannelPreconnection(expectedOrigin, api.endpointIsLoopback, api.ca);
+      if (preconnection) logger.trace(`opening a connection to ${expectedOrigin} for the data channel`);
     } catch (err) {
       // Only a head start: the websocket connects on its own later.
       logger.trace(`could not open a connection to ${expectedOrigin} ahead: ${(err as Error).message}`);

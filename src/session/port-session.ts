@@ -12,8 +12,7 @@ import { DeadlineTimer } from '../transport/deadline-timer.ts';
 import { WebSocketLink } from '../transport/websocket-link.ts';
 import { BatchArenas } from '../transport/ws-frames.ts';
 import type { ByteSource } from '../transport/stdin.ts';
-import { Preconnection } from '../transport/preconnect.ts';
-import { proxyFor } from '../transport/proxy.ts';
+import { dataChannelPreconnection, type Preconnection } from '../transport/preconnect.ts';
 import { HeapGuard } from './heap-guard.ts';
 import { monotonicMs } from '../transport/clock.ts';
 
@@ -387,9 +386,7 @@ export class PortSession {
    */
   private openAhead(streamUrl: string): Preconnection | undefined {
     try {
-      const url = new URL(streamUrl);
-      if (!(url.protocol === 'wss:' || (url.protocol === 'ws:' && this.o.allowInsecure)) || proxyFor(url)) return undefined;
-      return new Preconnection(url, this.o.ca);
+      return dataChannelPreconnection(streamUrl, this.o.allowInsecure, this.o.ca);
     } catch {
       return undefined; // only a head start
     }

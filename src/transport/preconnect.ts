@@ -8,6 +8,7 @@ import { Agent as HttpsAgent } from 'node:https';
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
+import { proxyFor } from './proxy.ts';
 
 export class Preconnection {
   readonly origin: string;
@@ -67,6 +68,17 @@ export class Preconnection {
     this.socket?.destroy();
     this.socket = undefined;
   }
+}
+
+/**
+ * A connection ahead to the data channel at `streamUrl` (or its origin), unless the
+ * websocket would not use it: ws:// where only wss:// is allowed, or a proxy applies.
+ * Throws what parsing the URL, reading the proxy settings or connecting throws.
+ */
+export function dataChannelPreconnection(streamUrl: string, allowInsecure: boolean, ca?: string): Preconnection | undefined {
+  const url = new URL(streamUrl);
+  if (!(url.protocol === 'wss:' || (url.protocol === 'ws:' && allowInsecure)) || proxyFor(url)) return undefined;
+  return new Preconnection(url, ca);
 }
 
 type Callback = ((err: Error | null, stream: Duplex) => void) | undefined;
