@@ -19,7 +19,7 @@ import { createRequire } from 'node:module';
 import { createHash } from 'node:crypto';
 import { homedir } from 'node:os';
 import * as zlib from 'node:zlib';
-import { dirname, isAbsolute, join } from 'node:path';
+import { dirname, isAbsolute, join, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { CODE_CACHE_HANDLE, type CodeCacheHandle, type CodeCacheState } from './handle.ts';
 
@@ -48,6 +48,8 @@ interface LoadedFile {
 }
 
 const OFF = /^(off|0|false|no)$/i;
+/** A file name under the application's folder that is the same in a path and a URL (no `..`, `/` only). */
+const SAFE_NAME = /^(?:[\w-]+\/)*[\w-]+(?:\.[\w-]+)*$/;
 
 /**
  * The cache directory for this build, node version, architecture and node flags;
@@ -146,11 +148,18 @@ export class Loader implements CodeCacheHandle {
   private readonly modules = new Map<string, { exports: unknown }>();
   private readonly files: LoadedFile[] = [];
   private readonly root: string;
+  /** `file://` URL of root, with the trailing slash. */
+  private readonly rootUrl: string;
+  /** Paths of relative require()s already resolved, by the requiring file's folder and the id. */
+  private readonly resolved = new Map<string, string>();
+  /** One require() for packages per folder: the files of a folder share their node_modules. */
+  private readonly outside = new Map<string, NodeJS.Require>();
   private saved = false;
   private written = 0;
 
   constructor(private readonly options: LoaderOptions) {
     this.root = dirname(options.entry);
+    this.rootUrl = pathToFileURL(join(this.root, 'x')).href.slice(0, -1);
   }
 
   start(): unknown {
@@ -175,20 +184,36 @@ export class Loader implements CodeCacheHandle {
     else if (stored) state = 'rejected';
     this.files.push({ name, source: state === 'accepted' ? undefined : source, script, state });
     const dir = dirname(file);
-    let outside: NodeJS.Require | undefined;
-    const require = (id: string): unknown => {
-      if (id.startsWith('./') || id.startsWith('../')) return this.require(join(dir, id));
-      outside ??= createRequire(file);
-      return outside(id);
-    };
+    const require = (id: string): unknown => (id.startsWith('./') || id.startsWith('../') ? this.require(this.resolve(dir, id)) : this.outsideRequire(dir, file)(id));
     const fn = script.runInThisContext() as (...args: unknown[]) => void;
-    fn(module.exports, require, module, file, dir, pathToFileURL(file).href);
+    fn(module.exports, require, module, file, dir, this.urlOf(name, file));
     return module.exports;
+  }
+
+  // A session loads ~20 files that require one another ~50 times. Through path.join and
+  // pathToFileURL each time, node's path normalisation ran often enough at every start
+  // for V8 to optimize it: ~3.5 ms of CPU on a background thread, per connection.
+  private resolve(dir: string, id: string): string {
+    const key = `${dir}\0${id}`;
+    let file = this.resolved.get(key);
+    if (file === undefined) this.resolved.set(key, (file = join(dir, id)));
+    return file;
+  }
+
+  private outsideRequire(dir: string, file: string): NodeJS.Require {
+    let r = this.outside.get(dir);
+    if (r === undefined) this.outside.set(dir, (r = createRequire(file)));
+    return r;
+  }
+
+  /** The file's URL (for import.meta.url); the build names its files in characters a URL keeps as they are. */
+  private urlOf(name: string, file: string): string {
+    return SAFE_NAME.test(name) ? this.rootUrl + name : pathToFileURL(file).href;
   }
 
   private cacheFileFor(name: string): string | undefined {
     const dir = this.options.cacheDir;
-    return dir ? join(dir, `${name.replace(/[\\/]/g, '_')}.v8`) : undefined;
+    return dir ? `${dir}${sep}${name.replace(/[\\/]/g, '_')}.v8` : undefined;
   }
 
   summary(): string {

@@ -5,6 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { cacheDirFor, decodeCacheFile, encodeCacheFile, Loader, STALE_BUILD_MS } from '../../src/loader/loader.ts';
 
 const LOADER = join(import.meta.dirname, '..', '..', 'src', 'loader', 'loader.ts');
@@ -85,21 +86,22 @@ describe('Loader', () => {
 
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'ssm-proxy-loader-'));
-    app = join(dir, 'app');
+    app = join(dir, 'my app%20#');
     mkdirSync(join(app, 'chunks'), { recursive: true });
     // An application shaped like the build's output: an entry, a chunk required twice
     // (one instance), a chunk loaded through the Promise-wrapped require that import()
-    // becomes, a builtin, and import.meta.url as __ssmUrl.
-    writeFileSync(join(app, 'chunks', 'shared.cjs'), 'let n = 0; exports.next = () => ++n; exports.work = (k) => { let s = 0; for (let i = 0; i < k; i++) s = (s * 31 + i) | 0; return s; };\n');
-    writeFileSync(join(app, 'chunks', 'late.cjs'), 'const s = require("./shared.cjs"); exports.value = () => s.next() * 100 + s.work(1000);\n');
+    // becomes, a builtin, and import.meta.url as __ssmUrl (in a folder whose name a URL
+    // escapes, and for a file name that needs escaping too).
+    writeFileSync(join(app, 'chunks', 'shared.cjs'), 'exports.url = __ssmUrl; let n = 0; exports.next = () => ++n; exports.work = (k) => { let s = 0; for (let i = 0; i < k; i++) s = (s * 31 + i) | 0; return s; };\n');
+    writeFileSync(join(app, 'chunks', 'late 1%.cjs'), 'const s = require("./shared.cjs"); exports.value = () => s.next() * 100 + s.work(1000); exports.url = __ssmUrl; exports.sharedUrl = s.url;\n');
     writeFileSync(
       join(app, 'main.cjs'),
       [
         'const s = require("./chunks/shared.cjs");',
         'const { createHash } = require("node:crypto");',
         'const url = __ssmUrl;',
-        'Promise.resolve().then(() => require("./chunks/late.cjs")).then((late) => {',
-        '  const out = { first: s.next(), late: late.value(), again: require("./chunks/shared.cjs") === s, url: url.endsWith("/app/main.cjs"), file: __filename.endsWith("main.cjs"), hash: createHash("sha256").update("x").digest("hex").slice(0, 8) };',
+        'Promise.resolve().then(() => require("./chunks/late 1%.cjs")).then((late) => {',
+        '  const out = { first: s.next(), late: late.value(), again: require("./chunks/shared.cjs") === s, urls: [url, late.sharedUrl, late.url], file: __filename.endsWith("main.cjs"), hash: createHash("sha256").update("x").digest("hex").slice(0, 8) };',
         '  globalThis.__result = out;',
         '});',
       ].join('\n'),
@@ -128,12 +130,13 @@ describe('Loader', () => {
     return JSON.parse(r.stdout);
   }
 
-  const expected = { first: 1, late: 200 + 0, again: true, url: true, file: true, hash: '2d711642' };
+  const expected = { first: 1, late: 200 + 0, again: true, file: true, hash: '2d711642' };
 
   function expectedResult(): Record<string, unknown> {
     let s = 0;
     for (let i = 0; i < 1000; i++) s = (s * 31 + i) | 0;
-    return { ...expected, late: 200 + s };
+    const urls = [join(app, 'main.cjs'), join(app, 'chunks', 'shared.cjs'), join(app, 'chunks', 'late 1%.cjs')].map((f) => pathToFileURL(f).href);
+    return { ...expected, late: 200 + s, urls };
   }
 
   it('runs the application the same without a cache, with a missing one, with a valid one', () => {
@@ -145,7 +148,7 @@ describe('Loader', () => {
     const first = run(cache);
     expect(first.result).toEqual(expectedResult());
     expect(first.summary).toBe(`code cache ${cache}: 0 files from cache, 0 refused, 3 without one; 3 written now`);
-    expect(readdirSync(cache).sort()).toEqual(['chunks_late.cjs.v8', 'chunks_shared.cjs.v8', 'main.cjs.v8']);
+    expect(readdirSync(cache).sort()).toEqual(['chunks_late 1%.cjs.v8', 'chunks_shared.cjs.v8', 'main.cjs.v8']);
     expect(statSync(cache).mode & 0o777).toBe(0o700);
     for (const f of readdirSync(cache)) expect(statSync(join(cache, f)).mode & 0o777).toBe(0o600);
 
@@ -185,7 +188,7 @@ describe('Loader', () => {
 
   it('refuses a cache made for other source of the same length', () => {
     const cache = join(dir, 'c6', 'code-cache', 'build-a');
-    const late = join(app, 'chunks', 'late.cjs');
+    const late = join(app, 'chunks', 'late 1%.cjs');
     const original = readFileSync(late, 'utf8');
     run(cache);
     try {
