@@ -31,7 +31,26 @@ const app = await build({
   legalComments: 'none',
   logLevel: 'warning',
   write: false,
+  metafile: true,
 });
+
+// Modules the application loads with the event loop turning between files (see
+// Loader.loadInSteps): for each, the files its import() brings in, dependencies first.
+const STEPPED = ['src/aws/sdk.ts'];
+const steps = {};
+for (const source of STEPPED) {
+  const outputs = app.metafile.outputs;
+  const entry = Object.keys(outputs).find((o) => outputs[o].entryPoint === source);
+  if (!entry) throw new Error(`build: ${source} is not a chunk of its own; import() it somewhere, or drop it from STEPPED`);
+  const order = [];
+  const visit = (o) => {
+    if (order.includes(o)) return;
+    for (const i of outputs[o].imports) if (i.kind === 'import-statement' && !i.external) visit(i.path);
+    order.push(o);
+  };
+  visit(entry);
+  steps[source] = order.map((o) => relative(resolve('dist/app'), resolve(o)).split('\\').join('/'));
+}
 
 // 2. Each file to CommonJS: Node 20 caches bytecode only for scripts compiled by
 //    vm.Script, not for ES modules. import() of a chunk becomes a require() the loader
@@ -68,5 +87,5 @@ await build({
   legalComments: 'none',
   logLevel: 'warning',
   banner: { js: 'var __loaderUrl=require("node:url").pathToFileURL(__filename).href;' },
-  define: { __SSM_BUILD_ID__: JSON.stringify(id.digest('hex').slice(0, 16)), 'import.meta.url': '__loaderUrl' },
+  define: { __SSM_BUILD_ID__: JSON.stringify(id.digest('hex').slice(0, 16)), __SSM_STEPS__: JSON.stringify(steps), 'import.meta.url': '__loaderUrl' },
 });

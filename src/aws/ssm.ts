@@ -14,6 +14,7 @@ import { proxyAgentFor } from '../transport/proxy.ts';
 import { monotonicMs } from '../transport/clock.ts';
 import { Preconnection, agentWithPreconnection } from '../transport/preconnect.ts';
 import { expectedApiOrigin } from './partition.ts';
+import { codeCacheHandle } from '../loader/handle.ts';
 
 export interface SsmConfig {
   region?: string;
@@ -200,17 +201,21 @@ export async function createSsmApi(cfg: SsmConfig): Promise<SsmApi> {
     }
   };
   const apiConnectionOpenedEarly = cfg.region !== undefined || cfg.endpointUrl !== undefined;
-  if (apiConnectionOpenedEarly && openApiConnection(cfg.region)) {
-    // Node starts a connection to an IP address on the next tick, which would otherwise
-    // wait for the SDK's synchronous load; a host name's lookup has started already.
-    await new Promise((resolve) => setImmediate(resolve));
-  }
+  const connectionUnderWay = apiConnectionOpenedEarly && openApiConnection(cfg.region);
 
   // Before the SDK loads: its client constructor warns about Node < 22 on every run.
   installWarningFilter();
   const startedLoading = monotonicMs();
+  let steps: number | undefined;
+  if (connectionUnderWay) {
+    // The SDK's files load one per turn of the event loop (when run from the build), so
+    // that the connection's DNS answer, TCP and TLS handshakes go on meanwhile. At least
+    // one turn: node starts a connection to an IP address on the next tick.
+    steps = await codeCacheHandle()?.loadInSteps('src/aws/sdk.ts');
+    if (!steps) await new Promise((resolve) => setImmediate(resolve));
+  }
   const sdk = await import('./sdk.ts');
-  logger.trace(`AWS SDK loaded in ${Math.round(monotonicMs() - startedLoading)} ms`);
+  logger.trace(`AWS SDK loaded in ${Math.round(monotonicMs() - startedLoading)} ms${steps ? ` (${steps} files in turns of the event loop)` : ''}`);
 
   const sdkLogger = {
     trace: (...args: unknown[]) => logger.trace(sdkLogLine(args)),

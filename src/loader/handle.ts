@@ -11,6 +11,11 @@ export interface CodeCacheHandle {
   readNote(name: string): string | undefined;
   /** Replaces that file (atomically); failures are ignored. */
   writeNote(name: string, text: string): void;
+  /**
+   * Runs the files of import(`source`) ahead, one per turn of the event loop, for a module
+   * the build lists (`source` as in the repository, e.g. 'src/aws/sdk.ts'); how many it ran.
+   */
+  loadInSteps(source: string): Promise<number>;
 }
 
 export const CODE_CACHE_HANDLE = Symbol.for('ssm-proxy.code-cache');

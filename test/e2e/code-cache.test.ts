@@ -238,6 +238,15 @@ process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(out)}
     }
   });
 
+  it('loads the AWS SDK one file per turn of the event loop while the API connection opens', async () => {
+    const r = await session(env({ SSM_PROXY_CODE_CACHE: join(cacheRoot, 'steps') }), '-vvv');
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/trace: opening a connection to http:\/\/127\.0\.0\.1:\d+ for the SSM API\n/);
+    const steps = /trace: AWS SDK loaded in \d+ ms \((\d+) files in turns of the event loop\)\n/.exec(r.stderr);
+    expect(steps, r.stderr).not.toBeNull();
+    expect(Number(steps![1])).toBeGreaterThanOrEqual(5);
+  });
+
   it("starts without node's ES module loader (import() of the bundle cost 10-20 ms of every start)", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ssm-proxy-esm-'));
     try {

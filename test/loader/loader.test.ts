@@ -282,3 +282,55 @@ describe('Loader notes', () => {
     loader(join(dir, 'blocker', 'code-cache', 'build-a')).writeNote('x', 'text');
   });
 });
+
+describe('Loader.loadInSteps', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'ssm-proxy-steps-'));
+    mkdirSync(join(dir, 'chunks'));
+    // c imports b and a, b imports a: the build lists a, b, c. Each file notes the event
+    // loop turn it ran in (counted by a setImmediate chain the entry starts).
+    const note = (name: string) => `globalThis.__stepsLog.push(${JSON.stringify(name)} + "@" + globalThis.__stepsTurn);`;
+    writeFileSync(join(dir, 'chunks', 'a.cjs'), `${note('a')} exports.a = 1;\n`);
+    writeFileSync(join(dir, 'chunks', 'b.cjs'), `const a = require("./a.cjs"); ${note('b')} exports.b = a.a + 1;\n`);
+    writeFileSync(join(dir, 'chunks', 'c.cjs'), `const b = require("./b.cjs"); const a = require("./a.cjs"); ${note('c')} exports.c = a.a + b.b;\n`);
+    writeFileSync(
+      join(dir, 'main.cjs'),
+      [
+        'globalThis.__stepsLog = []; globalThis.__stepsTurn = 0;',
+        'const turn = () => { globalThis.__stepsTurn++; if (globalThis.__stepsTurn < 50) setImmediate(turn); };',
+        'setImmediate(turn);',
+        'exports.importC = () => Promise.resolve().then(() => require("./chunks/c.cjs"));',
+      ].join('\n'),
+    );
+  });
+  afterAll(() => {
+    rmSync(dir, { recursive: true, force: true });
+    delete (globalThis as Record<string, unknown>).__stepsLog;
+    delete (globalThis as Record<string, unknown>).__stepsTurn;
+  });
+
+  const steps = { 'src/c.ts': ['chunks/a.cjs', 'chunks/b.cjs', 'chunks/c.cjs'] };
+
+  it('runs the files in the listed order, each in its own turn of the event loop, and import() then finds them', async () => {
+    const loader = new Loader({ entry: join(dir, 'main.cjs'), steps });
+    const main = loader.start() as { importC: () => Promise<{ c: number }> };
+    expect(await loader.loadInSteps('src/c.ts')).toBe(3);
+    const log = (globalThis as unknown as { __stepsLog: string[] }).__stepsLog;
+    expect(log.map((l) => l.split('@')[0])).toEqual(['a', 'b', 'c']);
+    const turns = log.map((l) => Number(l.split('@')[1]));
+    expect(turns[1]).toBeGreaterThan(turns[0]);
+    expect(turns[2]).toBeGreaterThan(turns[1]);
+    expect((await main.importC()).c).toBe(3);
+    expect(log).toHaveLength(3); // not run again
+    expect(await loader.loadInSteps('src/c.ts')).toBe(0);
+  });
+
+  it('does nothing for a module the build did not list', async () => {
+    const loader = new Loader({ entry: join(dir, 'main.cjs'), steps });
+    loader.start();
+    expect(await loader.loadInSteps('src/other.ts')).toBe(0);
+    expect(await new Loader({ entry: join(dir, 'main.cjs') }).loadInSteps('src/c.ts')).toBe(0);
+    expect((globalThis as unknown as { __stepsLog: string[] }).__stepsLog).toEqual([]);
+  });
+});
