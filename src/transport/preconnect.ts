@@ -13,6 +13,9 @@ import { proxyFor } from './proxy.ts';
 export class Preconnection {
   readonly origin: string;
   private socket: Socket | undefined;
+  /** For TLS: the TCP connection, until the TLS socket over it is made. */
+  private tcp: Socket | undefined;
+  private startTls: (() => Socket) | undefined;
   /** Why the connection is no longer usable, once it is not. */
   failure: string | undefined;
   /** Whether its TCP handshake has completed (TLS may still be under way). */
@@ -24,19 +27,48 @@ export class Preconnection {
     const host = origin.hostname.startsWith('[') ? origin.hostname.slice(1, -1) : origin.hostname;
     const secure = origin.protocol === 'wss:' || origin.protocol === 'https:';
     const port = Number(origin.port) || (secure ? 443 : 80);
-    // The options ws and node's https agent would use, so the server cannot tell the difference.
-    const socket = secure ? tlsConnect({ host, port, servername: isIP(host) ? '' : host, ...(ca !== undefined ? { ca } : {}) }) : netConnect({ host, port });
+    const tcp = netConnect({ host, port });
     // Unused, it must not keep the process alive; whoever takes it holds it.
-    socket.unref();
+    tcp.unref();
+    tcp.once('connect', () => (this.established = true));
+    this.watch(tcp);
+    if (!secure) {
+      this.socket = tcp;
+      return;
+    }
+    // TLS over it, with the options ws and node's https agent would use (the server cannot
+    // tell the difference), one turn of the event loop later: a process's first TLS
+    // socket costs 25-40 ms of the main thread (OpenSSL's set-up, node's CA store), and
+    // the DNS lookup and TCP handshake go on meanwhile instead of after it.
+    this.tcp = tcp;
+    this.startTls = () => {
+      this.startTls = undefined;
+      this.tcp = undefined;
+      const tls = tlsConnect({ socket: tcp, host, port, servername: isIP(host) ? '' : host, ...(ca !== undefined ? { ca } : {}) });
+      this.watch(tls);
+      return tls;
+    };
+    setImmediate(() => {
+      if (this.startTls && this.failure === undefined) this.socket = this.startTls();
+    });
+  }
+
+  private watch(socket: Socket): void {
     const lost = (why: string) => {
       this.failure ??= why;
       this.socket = undefined;
     };
-    socket.once('connect', () => (this.established = true));
     socket.on('error', (err: NodeJS.ErrnoException) => lost(err.code ?? err.message));
     socket.once('close', () => lost('closed'));
     socket.once('end', () => lost('closed by the server'));
-    this.socket = socket;
+  }
+
+  /** The connection (its TLS socket made now if still to come), or undefined if it is gone; it then belongs to the caller. */
+  private claim(): Socket | undefined {
+    if (this.startTls && this.failure === undefined) this.socket = this.startTls();
+    const socket = this.socket;
+    this.socket = undefined;
+    return socket;
   }
 
   /**
@@ -44,29 +76,26 @@ export class Preconnection {
    * caller's (its error listener stays: the caller adds its own). Else it is closed.
    */
   take(url: URL): Socket | undefined {
-    const socket = this.socket;
-    this.socket = undefined;
-    if (!socket) return undefined;
     if (url.origin !== this.origin) {
-      this.failure ??= `StreamUrl is at ${url.origin}`;
-      socket.destroy();
+      if (this.socket || this.tcp) this.failure ??= `StreamUrl is at ${url.origin}`;
+      this.discard();
       return undefined;
     }
-    return socket.ref();
+    return this.claim()?.ref();
   }
 
   /** The connection if it is still open and to `origin` (as URL.origin writes it); else undefined, and it stays. */
   takeIfTo(origin: string): Socket | undefined {
-    const socket = this.socket;
-    if (!socket || origin !== this.origin) return undefined;
-    this.socket = undefined;
-    return socket.ref();
+    if (origin !== this.origin) return undefined;
+    return this.claim()?.ref();
   }
 
   /** Closes the connection if nobody took it. */
   discard(): void {
-    this.socket?.destroy();
+    this.startTls = undefined;
+    (this.socket ?? this.tcp)?.destroy();
     this.socket = undefined;
+    this.tcp = undefined;
   }
 }
 

@@ -135,6 +135,27 @@ describe('agentWithPreconnection', () => {
       expect(e.requestsOn).toEqual([1]);
     });
 
+    it('is TLS, verified, even when taken in the turn it was opened (before its TLS set-up was due)', async () => {
+      const e = await endpoint(tls);
+      const a = agentWithPreconnection(true, { keepAlive: false, ca: tls.cert });
+      a.use(new Preconnection(new URL(e.origin), tls.cert));
+      expect(await fetchText(a.agent, e, tls.cert)).toBe('ok');
+      expect([e.connections, e.requestsOn]).toEqual([1, [1]]);
+    });
+
+    it('that was refused leaves the request to connect on its own, without an unhandled error', async () => {
+      const gone = await endpoint(tls);
+      gone.server.close();
+      endpoints.splice(endpoints.indexOf(gone), 1);
+      const pre = new Preconnection(new URL(gone.origin), tls.cert);
+      await until(() => pre.failure !== undefined, 'the refusal');
+      expect(pre.failure).toBe('ECONNREFUSED');
+      expect(pre.established).toBe(false);
+      // A turn later, when its TLS set-up would have been due: nothing left to take.
+      await new Promise((r) => setImmediate(r));
+      expect(pre.takeIfTo(new URL(gone.origin).origin)).toBeUndefined();
+    });
+
     it('fails the request as a fresh connection would when the certificate is not trusted', async () => {
       const e = await endpoint(tls);
       const a = agentWithPreconnection(true, { keepAlive: false });
