@@ -4,6 +4,7 @@
 // faults (faults.ts) touch them.
 import { EventEmitter } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket, type RawData } from 'ws';
@@ -49,6 +50,8 @@ export interface GatewayOptions {
    * was accepted: the TCP and TLS handshakes over a long path. Default 0.
    */
   connectDelayMs?: number;
+  /** Serve wss:// (and https:// for /stats) with this key and certificate instead of ws://. */
+  tls?: { key: string; cert: string };
   logger?: (line: string) => void;
 }
 
@@ -101,10 +104,10 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   }
 
   get url(): string {
-    return `ws://127.0.0.1:${this.port}`;
+    return `${this.opts.tls ? 'wss' : 'ws'}://127.0.0.1:${this.port}`;
   }
   get statsUrl(): string {
-    return `http://127.0.0.1:${this.port}/stats`;
+    return `${this.opts.tls ? 'https' : 'http'}://127.0.0.1:${this.port}/stats`;
   }
 
   streamUrl(sessionId: string): string {
@@ -112,10 +115,13 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   }
 
   listen(port = 0): Promise<string> {
-    const server = createServer((req, res) => this.onHttp(req, res));
+    const handler = (req: IncomingMessage, res: ServerResponse) => this.onHttp(req, res);
+    const server = this.opts.tls ? createHttpsServer(this.opts.tls, handler) : createServer(handler);
     const delay = this.opts.connectDelayMs ?? 0;
     const acceptedAt = new WeakMap<object, number>();
-    server.on('connection', (socket) => acceptedAt.set(socket, performance.now()));
+    // Over TLS the upgrade comes on the TLS socket, made once its handshake is done: the
+    // set-up delay then counts from there.
+    server.on(this.opts.tls ? 'secureConnection' : 'connection', (socket) => acceptedAt.set(socket, performance.now()));
     server.on('upgrade', (req, socket, head) => {
       const age = performance.now() - (acceptedAt.get(socket) ?? performance.now());
       if (this.upgradeAges.length < MAX_RECORDED_UPGRADES) this.upgradeAges.push(age);

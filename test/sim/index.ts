@@ -51,6 +51,12 @@ export interface SimOptions {
    * its connection was accepted (standing in for the TCP and TLS handshakes). Default none.
    */
   latency?: { apiMs?: number; connectMs?: number };
+  /**
+   * Serve the API over https:// and the data channel over wss:// with this key and
+   * certificate (for 127.0.0.1), as the real service does; clients then need its
+   * certificate as their CA bundle. Default: http:// and ws://.
+   */
+  tls?: { key: string; cert: string };
   /** Fixed listening ports (default: any free port). */
   apiPort?: number;
   gatewayPort?: number;
@@ -59,7 +65,7 @@ export interface SimOptions {
 
 export interface Simulator {
   apiUrl: string;
-  /** ws://127.0.0.1:PORT (StreamUrls are <gatewayUrl>/v1/data-channel/<id>?role=publish_subscribe). */
+  /** ws://127.0.0.1:PORT, wss:// with tls (StreamUrls are <gatewayUrl>/v1/data-channel/<id>?role=publish_subscribe). */
   gatewayUrl: string;
   statsUrl: string;
   credentials: { accessKeyId: string; secretAccessKey: string };
@@ -98,11 +104,12 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
     drainMs: opts.drainMs ?? 2000,
     startPublicationOnReattach: opts.startPublicationOnReattach ?? true,
     connectDelayMs: opts.latency?.connectMs ?? 0,
+    ...(opts.tls ? { tls: opts.tls } : {}),
     logger: opts.logger,
   });
   const gatewayUrl = await gateway.listen(opts.gatewayPort ?? 0);
   const region = opts.region ?? 'us-east-1';
-  const api = new FakeSsmApi({ registry, region, targets: opts.targets, streamUrl: (id) => gateway.streamUrl(id), answerDelayMs: opts.latency?.apiMs ?? 0, connectDelayMs: opts.latency?.connectMs ?? 0 });
+  const api = new FakeSsmApi({ registry, region, targets: opts.targets, streamUrl: (id) => gateway.streamUrl(id), answerDelayMs: opts.latency?.apiMs ?? 0, connectDelayMs: opts.latency?.connectMs ?? 0, ...(opts.tls ? { tls: opts.tls } : {}) });
   let apiUrl: string;
   try {
     apiUrl = await api.listen(opts.apiPort ?? 0);

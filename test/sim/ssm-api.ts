@@ -1,6 +1,7 @@
 // Fake SSM control plane (AWS JSON 1.1 over HTTP on 127.0.0.1): StartSession, ResumeSession and
 // TerminateSession with real SigV4 checking, AWS-shaped errors, fault injection and a call log.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import type { SessionRegistry, TargetConfig } from './sessions.ts';
@@ -53,6 +54,8 @@ export interface FakeSsmApiOptions {
    * the TCP and TLS handshakes of a distant endpoint. Default 0.
    */
   connectDelayMs?: number;
+  /** Serve https:// with this key and certificate instead of http://. */
+  tls?: { key: string; cert: string };
 }
 
 export interface RecordedCall {
@@ -142,15 +145,18 @@ export class FakeSsmApi {
 
   listen(port = 0): Promise<string> {
     if (this.server) return Promise.reject(new Error('FakeSsmApi: already listening'));
-    const server = createServer((req, res) => this.handle(req, res));
-    server.on('connection', (socket) => this.acceptedAt.set(socket, Date.now()));
+    const handler = (req: IncomingMessage, res: ServerResponse) => this.handle(req, res);
+    const tls = this.opts.tls;
+    const server = tls ? createHttpsServer(tls, handler) : createServer(handler);
+    // Over TLS requests come on the TLS socket, made once its handshake is done: the set-up delay counts from there.
+    server.on(tls ? 'secureConnection' : 'connection', (socket) => this.acceptedAt.set(socket, Date.now()));
     this.server = server;
     return new Promise((resolve, reject) => {
       server.once('error', reject);
       server.listen(port, '127.0.0.1', () => {
         server.off('error', reject);
         const addr = server.address() as AddressInfo;
-        this.baseUrl = `http://127.0.0.1:${addr.port}`;
+        this.baseUrl = `${tls ? 'https' : 'http'}://127.0.0.1:${addr.port}`;
         resolve(this.baseUrl);
       });
     });

@@ -1,0 +1,70 @@
+// The real service speaks https:// and wss:// only: the built program against the
+// simulator over TLS, with the simulator's certificate as the CA bundle. The
+// connections opened ahead (plain TCP first, TLS over it a turn later) carry the
+// StartSession call and the data channel.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startSimulator, type Simulator } from '../sim/index.ts';
+import { requireOpenSsh } from './openssh.ts';
+import { runProxy, simAwsEnv } from './proxy-process.ts';
+import { makeLoopbackCertificate } from '../helpers/tls.ts';
+import { ExitCode } from '../../src/cli/exit-codes.ts';
+
+const TARGET = 'i-0123456789abcdef0';
+let sim: Simulator;
+let echo: ReturnType<typeof createServer>;
+let echoPort: number;
+let dir: string;
+let caFile: string;
+
+beforeAll(async () => {
+  requireOpenSsh(); // checks the bundle exists too
+  echo = createServer((s) => {
+    s.on('error', () => {});
+    s.pipe(s);
+  });
+  echoPort = await new Promise<number>((r) => echo.listen(0, '127.0.0.1', () => r((echo.address() as { port: number }).port)));
+  const tls = makeLoopbackCertificate();
+  sim = await startSimulator({ profile: 'unlimited', targets: { [TARGET]: { port: echoPort } }, tls });
+  dir = mkdtempSync(join(tmpdir(), 'ssm-proxy-tls-e2e-'));
+  caFile = join(dir, 'ca.pem');
+  writeFileSync(caFile, tls.cert);
+});
+afterAll(async () => {
+  await sim?.close();
+  echo?.close();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('over TLS', () => {
+  it('moves the bytes exactly, over the API and data channel connections opened ahead', async () => {
+    expect(sim.apiUrl).toMatch(/^https:\/\//);
+    expect(sim.gatewayUrl).toMatch(/^wss:\/\//);
+    const env = simAwsEnv(sim, { AWS_CA_BUNDLE: caFile });
+    // The first session notes where the data channel is; the next opens its connection ahead.
+    expect((await runProxy([TARGET, String(echoPort)], env, { timeoutMs: 30_000 })).code).toBe(0);
+    const data = randomBytes(256 * 1024);
+    const r = await runProxy(['-vvv', '--frame-rate', '0', TARGET, String(echoPort)], env, { input: data, timeoutMs: 30_000 });
+    expect(r.code, r.stderr).toBe(0);
+    // stdin ends at once: what came back before the session ended is a prefix of what went out.
+    expect(data.subarray(0, r.stdout.length).equals(r.stdout)).toBe(true);
+    expect(r.stderr).toContain(`opening a connection to ${sim.apiUrl} for the SSM API`);
+    expect(r.stderr).toContain('SSM API: using the connection opened ahead');
+    expect(r.stderr).toMatch(/opening a connection to wss:\/\/127\.0\.0\.1:\d+ for the data channel/);
+    expect(r.stderr).toContain('data channel: using the connection opened ahead');
+    expect(sim.totalViolations()).toBe(0);
+  });
+
+  it('refuses a service whose certificate the CA bundle does not vouch for, in one line', async () => {
+    const r = await runProxy([TARGET, String(echoPort)], simAwsEnv(sim), { timeoutMs: 30_000 });
+    expect(r.code).toBe(ExitCode.Network);
+    expect(r.stdout.length).toBe(0);
+    const lines = r.stderr.trim().split('\n');
+    expect(lines, r.stderr).toHaveLength(1);
+    expect(lines[0]).toMatch(/^ssm-proxy: cannot reach the SSM endpoint https:\/\/127\.0\.0\.1:\d+: its TLS certificate is not trusted .*--ca-bundle or AWS_CA_BUNDLE$/);
+  });
+});
