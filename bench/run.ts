@@ -17,6 +17,7 @@ import { join, resolve } from 'node:path';
 import { startSimulator, type Profile, type Simulator, type ViolationCounts } from '../test/sim/index.ts';
 import { connectClient, destroyClient, waitFor } from '../test/sim/testing.ts';
 import { pathWithNode, startSshd, type SshdHandle } from '../test/e2e/openssh.ts';
+import { makeLoopbackCertificate } from '../test/helpers/tls.ts';
 import { MiB, exec, fmtNum, fmtStat, forgetProxyPid, killAll, killProxyPid, poll, procMem, readIfExists, sleep, spawnTracked, stat, tableMarkdown, tableText, trackProxyPid, type ExecResult, type Stat, type Table } from './lib.ts';
 import { buildWrapper, parseUsage, type ProxyUsage } from './rusage.ts';
 
@@ -257,6 +258,7 @@ function proxyEnv(sim: Simulator, rusageFile?: string): NodeJS.ProcessEnv {
     AWS_EC2_METADATA_DISABLED: 'true',
   };
   if (rusageFile) env.SSM_BENCH_RUSAGE = rusageFile;
+  if (sim.apiUrl.startsWith('https:') && tlsCaFile) env.AWS_CA_BUNDLE = tlsCaFile;
   return env;
 }
 
@@ -468,9 +470,18 @@ const LONG_PATH = { apiMs: 60, connectMs: 40 };
 const longPathRuns: StartupRecord[] = [];
 let longPathSim: Simulator | undefined;
 
+/**
+ * The same with TLS to the API and the data channel, as the real service has, on
+ * loopback: what TLS costs the start-up (the simulator's certificate is the CA bundle).
+ * One simulator with a warm-up run, as for the long path.
+ */
+const tlsRuns: StartupRecord[] = [];
+let tlsSim: Simulator | undefined;
+let tlsCaFile: string | undefined;
+
 /** Every start-up run, with and without the code cache, and over the long path. */
 function everyStartupRun(): StartupRecord[] {
-  return [...startupRuns, ...coldStartupRuns, ...longPathRuns];
+  return [...startupRuns, ...coldStartupRuns, ...longPathRuns, ...tlsRuns];
 }
 
 /** Failed count and medians of spawn → StartSession and spawn → first byte over the runs that passed. */
@@ -534,9 +545,9 @@ async function startupRun(iter: number, codeCache = true, shared?: Simulator): P
   } finally {
     if (!shared) await Promise.race([sim.close(), sleep(5000)]);
   }
-  const kind = shared ? ' over the long path' : codeCache ? '' : ' without code cache';
+  const kind = shared ? (shared === tlsSim ? ' over TLS' : ' over the long path') : codeCache ? '' : ' without code cache';
   log(`connect #${iter} start-up${kind}: ${rec.ok ? `StartSession after ${fmtNum(rec.startSessionMs, 0)} ms, first byte after ${fmtNum(rec.firstByteMs, 0)} ms` : `FAILED: ${rec.failure}`}`);
-  (shared ? longPathRuns : codeCache ? startupRuns : coldStartupRuns).push(rec);
+  (shared ? (shared === tlsSim ? tlsRuns : longPathRuns) : codeCache ? startupRuns : coldStartupRuns).push(rec);
   return rec;
 }
 
@@ -547,17 +558,23 @@ async function sectionConnect(): Promise<void> {
   await runOp('connect', 'ssh-true', 'proxy', 'service', 0, 0, '').then(() => allRuns.pop());
   await runOp('connect', 'ssh-true', 'direct', 'service', 0, 0, '').then(() => allRuns.pop());
   longPathSim = await startSimulator({ profile: 'service', targets: { [TARGET]: { port: sshd!.port } }, latency: LONG_PATH });
+  const tls = makeLoopbackCertificate();
+  tlsCaFile = join(sshd!.dir, 'simulator-ca.pem');
+  writeFileSync(tlsCaFile, tls.cert);
+  tlsSim = await startSimulator({ profile: 'service', targets: { [TARGET]: { port: sshd!.port } }, tls });
   try {
     await startupRun(0, true, longPathSim).then(() => longPathRuns.pop());
+    await startupRun(0, true, tlsSim).then(() => tlsRuns.pop());
     for (let i = 1; i <= PLAN.connectRuns && !overCap(); i++) {
       await runOp('connect', 'ssh-true', 'proxy', 'service', i, 0, '');
       await runOp('connect', 'ssh-true', 'direct', 'service', i, 0, '');
       await startupRun(i);
       await startupRun(i, false);
       await startupRun(i, true, longPathSim);
+      await startupRun(i, true, tlsSim);
     }
   } finally {
-    await Promise.race([longPathSim.close(), sleep(5000)]);
+    await Promise.race([Promise.all([longPathSim.close(), tlsSim.close()]), sleep(5000)]);
   }
 }
 
@@ -922,6 +939,7 @@ function connectTable(): Table {
   const warm = startupSummary(startupRuns);
   const cold = startupSummary(coldStartupRuns);
   const far = startupSummary(longPathRuns);
+  const secure = startupSummary(tlsRuns);
   const overhead = p.wallMs && d.wallMs ? p.wallMs.median - d.wallMs.median : null;
   const loopbackFirst = warm.firstByte?.median;
   const pairs = allRuns.filter((r) => r.section === 'connect' && r.path === 'proxy' && r.ok).flatMap((r) => {
@@ -943,6 +961,14 @@ function connectTable(): Table {
       '',
       '',
     ],
+    [
+      'the same two with TLS to the API and the data channel, as the real service (loopback)',
+      secure.failed > 0
+        ? `FAILED ${secure.failed}/${tlsRuns.length}`
+        : `${fmtStat(secure.startSession, 0, 'ms')}; ${fmtStat(secure.firstByte, 0, 'ms')}${warm.startSession && warm.firstByte && secure.startSession && secure.firstByte ? ` (+${(secure.startSession.median - warm.startSession.median).toFixed(0)} / +${(secure.firstByte.median - warm.firstByte.median).toFixed(0)} ms over plain)` : ''}`,
+      '',
+      '',
+    ],
     ['ssm-proxy CPU per ssh host true', fmtStat(p.cpuS, 3, 's'), '', ''],
     ['ssm-proxy peak RSS (ssh host true)', fmtStat(p.maxRssMiB, 1, 'MiB'), '', ''],
     ['violations / pauses / retransmissions (client/agent)', `${p.violations + everyStartupRun().reduce((a, r) => a + (r.sim?.totalViolations ?? 0), 0)} / ${p.pausesSent} / ${p.retransmissionsSeen}/${p.agentRetransmissions}`, '0 violations', ''],
@@ -956,7 +982,9 @@ function connectTable(): Table {
     ...startupRuns.filter((r) => !r.ok).map((r) => `start-up FAILED run #${r.iter}: ${r.failure}`),
     ...coldStartupRuns.filter((r) => !r.ok).map((r) => `start-up without code cache FAILED run #${r.iter}: ${r.failure}`),
     ...longPathRuns.filter((r) => !r.ok).map((r) => `start-up over the long path FAILED run #${r.iter}: ${r.failure}`),
-    'long path: one simulator with latency (test/sim: latency.apiMs, latency.connectMs) for all its runs and an unrecorded warm-up, so the proxy knows where the data channel is: it opens the connection to the API before it loads the AWS SDK, and the one to the data channel while StartSession is answered (src/transport/preconnect.ts); the simulator has no TLS, so only the TCP part of a real set-up is stood in for',
+    ...tlsRuns.filter((r) => !r.ok).map((r) => `start-up over TLS FAILED run #${r.iter}: ${r.failure}`),
+    'long path: one simulator with latency (test/sim: latency.apiMs, latency.connectMs) for all its runs and an unrecorded warm-up, so the proxy knows where the data channel is: it opens the connection to the API before it loads the AWS SDK, and the one to the data channel while StartSession is answered (src/transport/preconnect.ts); this simulator serves plain http:// and ws://, its set-up delay standing in for TCP and TLS',
+    'TLS: one simulator serving https:// and wss:// with a certificate made for the run (its CA bundle given in AWS_CA_BUNDLE), with a warm-up run like the long path; the targets are measured without TLS, as the issue asks, and this row shows what TLS adds on this machine',
   ];
   return { title: 'connect', head: ['metric', 'median [min–max]', 'target', 'result'], rows, notes: tableNotes };
 }
@@ -1244,7 +1272,7 @@ async function main(): Promise<number> {
   const results = {
     meta: { ...meta, notes },
     targets: targetRows,
-    connect: { runs: allRuns.filter((r) => r.section === 'connect'), startup: startupRuns, startupWithoutCodeCache: coldStartupRuns, startupLongPath: { latency: LONG_PATH, runs: longPathRuns }, summary: { proxy: summarize('connect', 'ssh-true', 'proxy'), direct: summarize('connect', 'ssh-true', 'direct') } },
+    connect: { runs: allRuns.filter((r) => r.section === 'connect'), startup: startupRuns, startupWithoutCodeCache: coldStartupRuns, startupLongPath: { latency: LONG_PATH, runs: longPathRuns }, startupTls: { runs: tlsRuns }, summary: { proxy: summarize('connect', 'ssh-true', 'proxy'), direct: summarize('connect', 'ssh-true', 'direct') } },
     unlimited: {
       sizeBytes: PLAN.unlimitedSize,
       runs: allRuns.filter((r) => r.section === 'unlimited'),
