@@ -14,6 +14,7 @@ import { proxyAgentFor } from '../transport/proxy.ts';
 import { monotonicMs } from '../transport/clock.ts';
 import { Preconnection, agentWithPreconnection } from '../transport/preconnect.ts';
 import { expectedApiOrigin } from './partition.ts';
+import { trustOptions } from '../transport/tls-context.ts';
 import { codeCacheHandle } from '../loader/handle.ts';
 
 export interface SsmConfig {
@@ -177,7 +178,7 @@ export async function createSsmApi(cfg: SsmConfig): Promise<SsmApi> {
   // NO_PROXY decision is made for the SSM endpoint (a custom one, or the regional one).
   const endpointForProxy = new URL(cfg.endpointUrl ?? `https://ssm.${cfg.region ?? 'us-east-1'}.amazonaws.com`);
   const secureEndpoint = endpointForProxy.protocol === 'https:';
-  const tunnelAgent = proxyAgentFor(endpointForProxy, { keepAlive: true, ...(ca !== undefined ? { ca } : {}) });
+  const tunnelAgent = proxyAgentFor(endpointForProxy, { keepAlive: true, ...trustOptions(ca) });
   if (tunnelAgent) logger.debug(`SSM API calls go through the proxy in ${secureEndpoint ? 'HTTPS_PROXY' : 'HTTP_PROXY'}`);
 
   // The API's connection (DNS, TCP, TLS) opens while the SDK loads, where we know where
@@ -186,7 +187,7 @@ export async function createSsmApi(cfg: SsmConfig): Promise<SsmApi> {
   // keep-alive, 50 sockets).
   const apiConnection = tunnelAgent
     ? undefined
-    : agentWithPreconnection(secureEndpoint, { keepAlive: true, maxSockets: 50, ...(ca !== undefined ? { ca } : {}) }, () => logger.trace('SSM API: using the connection opened ahead'));
+    : agentWithPreconnection(secureEndpoint, { keepAlive: true, maxSockets: 50, ...trustOptions(ca) }, () => logger.trace('SSM API: using the connection opened ahead'));
   const openApiConnection = (region: string | undefined): boolean => {
     const origin = apiConnection && expectedApiOrigin(region, cfg.endpointUrl);
     if (!origin) return false;
@@ -225,7 +226,7 @@ export async function createSsmApi(cfg: SsmConfig): Promise<SsmApi> {
     error: (...args: unknown[]) => logger.debug(sdkLogLine(args)),
   };
 
-  const httpsAgent = tunnelAgent && secureEndpoint ? tunnelAgent : ca !== undefined ? { keepAlive: true, ca } : undefined;
+  const httpsAgent = tunnelAgent && secureEndpoint ? tunnelAgent : ca !== undefined ? { keepAlive: true, ...trustOptions(ca) } : undefined;
   const httpAgent = tunnelAgent && !secureEndpoint ? tunnelAgent : undefined;
   const requestHandler = (requestMs: number) => ({
     connectionTimeout: timeouts.connectMs,

@@ -9,6 +9,7 @@ import { connect as netConnect, isIP, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { proxyFor } from './proxy.ts';
+import { trustOptions } from './tls-context.ts';
 
 export class Preconnection {
   readonly origin: string;
@@ -44,7 +45,7 @@ export class Preconnection {
     this.startTls = () => {
       this.startTls = undefined;
       this.tcp = undefined;
-      const tls = tlsConnect({ socket: tcp, host, port, servername: isIP(host) ? '' : host, ...(ca !== undefined ? { ca } : {}) });
+      const tls = tlsConnect({ socket: tcp, host, port, servername: isIP(host) ? '' : host, ...trustOptions(ca) });
       this.watch(tls);
       return tls;
     };

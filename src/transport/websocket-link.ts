@@ -8,6 +8,7 @@ import { encodeOpenDataChannel } from '../protocol/payloads.ts';
 import { corkUntilNextTick } from './cork.ts';
 import { BatchArenas, directSocket, interceptReceiver, wsSocket } from './ws-frames.ts';
 import { WsReceiver } from './ws-receiver.ts';
+import { trustOptions } from './tls-context.ts';
 import { proxyAgentFor } from './proxy.ts';
 import type { Preconnection } from './preconnect.ts';
 import type { Socket } from 'node:net';
@@ -92,7 +93,7 @@ export class WebSocketLink extends EventEmitter<LinkEvents> {
     let socket: Socket | undefined;
     try {
       url = this.checkUrl(streamUrl);
-      agent = proxyAgentFor(url, this.opts.ca ? { ca: this.opts.ca } : {});
+      agent = proxyAgentFor(url, trustOptions(this.opts.ca));
       socket = pre && !agent ? pre.take(url) : undefined;
     } finally {
       pre?.discard();
@@ -117,11 +118,10 @@ export class WebSocketLink extends EventEmitter<LinkEvents> {
 
   private open(url: URL, token: string, agent: ReturnType<typeof proxyAgentFor>, socket: Socket | undefined): Promise<void> {
     return new Promise((resolve, reject) => {
-      const ca = this.opts.ca;
       const ws = new WebSocket(url, {
         perMessageDeflate: false,
         handshakeTimeout: this.connectTimeoutMs,
-        ca,
+        ...trustOptions(this.opts.ca),
         agent,
         maxPayload: MAX_MESSAGE,
         ...(socket ? { createConnection: () => socket } : {}),
