@@ -14,6 +14,7 @@ import { proxyAgentFor } from '../transport/proxy.ts';
 import { monotonicMs } from '../transport/clock.ts';
 import { Preconnection, agentWithPreconnection } from '../transport/preconnect.ts';
 import { expectedApiOrigin } from './partition.ts';
+import { configFileRegion } from './config-region.ts';
 import { trustOptions } from '../transport/tls-context.ts';
 import { codeCacheHandle } from '../loader/handle.ts';
 
@@ -182,7 +183,7 @@ export async function createSsmApi(cfg: SsmConfig): Promise<SsmApi> {
   if (tunnelAgent) logger.debug(`SSM API calls go through the proxy in ${secureEndpoint ? 'HTTPS_PROXY' : 'HTTP_PROXY'}`);
 
   // The API's connection (DNS, TCP, TLS) opens while the SDK loads, where we know where
-  // it will go; with the region from the profile, once the SDK has read it. Only the
+  // it will go; where we could not tell, once the SDK has resolved the region. Only the
   // StartSession/ResumeSession client's agent uses it (the SDK's defaults otherwise:
   // keep-alive, 50 sockets).
   const apiConnection = tunnelAgent
@@ -201,8 +202,11 @@ export async function createSsmApi(cfg: SsmConfig): Promise<SsmApi> {
       return false;
     }
   };
-  const apiConnectionOpenedEarly = cfg.region !== undefined || cfg.endpointUrl !== undefined;
-  const connectionUnderWay = apiConnectionOpenedEarly && openApiConnection(cfg.region);
+  // The region as the SDK will resolve it, where we can tell before loading it: given, or
+  // (the usual set-up) in the config file's profile.
+  const regionGuess = cfg.region ?? (cfg.endpointUrl === undefined && apiConnection ? configFileRegion(cfg.profile) : undefined);
+  if (cfg.region === undefined && regionGuess !== undefined) logger.trace(`region ${regionGuess} from the AWS config file, to open the API's connection early`);
+  const connectionUnderWay = (regionGuess !== undefined || cfg.endpointUrl !== undefined) && openApiConnection(regionGuess);
 
   // Before the SDK loads: its client constructor warns about Node < 22 on every run.
   installWarningFilter();
@@ -270,7 +274,8 @@ export async function createSsmApi(cfg: SsmConfig): Promise<SsmApi> {
     }
     throw classifyAwsError(err, { operation: 'configuration' });
   }
-  if (!apiConnectionOpenedEarly) openApiConnection(region);
+  // None opened yet, or one to where the SDK does not go (it read other settings).
+  if (expectedApiOrigin(region, cfg.endpointUrl) !== expectedApiOrigin(regionGuess, cfg.endpointUrl)) openApiConnection(region);
 
   const imds = imdsSettings(timeouts.imdsMs);
   credentialChain = sdk.fromNodeProviderChain({

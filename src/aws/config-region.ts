@@ -1,0 +1,57 @@
+// The region in the AWS config file's profile, read without the AWS SDK: where it is set
+// there (as `aws configure` does) and nowhere else, the SSM API's connection can open
+// before the SDK has loaded and read it itself. Only a guess: the SDK's own answer is
+// the one used, and a wrong guess costs a connection nobody uses.
+import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+
+const MAX_CONFIG_BYTES = 1024 * 1024;
+
+/** The config file the SDK reads: AWS_CONFIG_FILE, else ~/.aws/config. */
+function configFile(env: NodeJS.ProcessEnv): string | undefined {
+  if (env.AWS_CONFIG_FILE) return env.AWS_CONFIG_FILE;
+  let home = env.HOME || env.USERPROFILE;
+  if (!home) {
+    try {
+      home = homedir();
+    } catch {
+      return undefined;
+    }
+  }
+  return join(home, '.aws', 'config');
+}
+
+/**
+ * `region` from the section of `profile` ('default' when undefined) in the AWS config
+ * file: `[default]` or `[profile NAME]`. Undefined when the file, the section or the
+ * setting is missing, or the value does not look like a region.
+ */
+export function configFileRegion(profile: string | undefined, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const file = configFile(env);
+  if (!file) return undefined;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+  if (text.length > MAX_CONFIG_BYTES) return undefined;
+  const name = profile ?? 'default';
+  let inProfile = false;
+  let region: string | undefined;
+  for (const raw of text.split(/\r?\n/)) {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#') || line.startsWith(';')) continue;
+    const section = /^\[\s*(.*?)\s*\]/.exec(line);
+    if (section) {
+      const title = section[1].replace(/\s+/g, ' ');
+      inProfile = title === `profile ${name}` || (name === 'default' && title === 'default');
+      continue;
+    }
+    if (!inProfile) continue;
+    const setting = /^region\s*=\s*([a-z0-9-]+)\s*(?:[#;].*)?$/.exec(line);
+    if (setting) region = setting[1];
+  }
+  return region;
+}
