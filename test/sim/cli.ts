@@ -3,6 +3,10 @@
 import { parseArgs } from 'node:util';
 import { startSimulator, type FaultConfig, type SimOptions } from './index.ts';
 import type { DirectionFaults } from './faults.ts';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { makeLoopbackCertificate } from '../helpers/tls.ts';
 
 const USAGE = `usage: npm run sim -- [options]
   --profile service|unlimited   service limits and agent pacing (default service)
@@ -20,6 +24,8 @@ const USAGE = `usage: npm run sim -- [options]
   --frame-rate N --frame-burst N --max-payload N --agent-chunk N
   --missing-ack-ms MS --pause-grace-ms MS --token-ttl-ms MS
   --api-port N --gateway-port N --region R
+  --tls                         serve https:// and wss:// with a certificate made now (needs openssl);
+                                prints the AWS_CA_BUNDLE to trust it
   --verbose                     log gateway events to stderr`;
 
 function num(v: string | undefined, name: string): number | undefined {
@@ -65,6 +71,7 @@ async function main(): Promise<void> {
         'api-port': { type: 'string' },
         'gateway-port': { type: 'string' },
         region: { type: 'string' },
+        tls: { type: 'boolean' },
         verbose: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -116,7 +123,20 @@ async function main(): Promise<void> {
   const slow = num(v['slow-target'], 'slow-target');
   if (slow !== undefined) faults.slowTargetBytesPerSec = slow;
 
+  let caFile: string | undefined;
+  let tls: SimOptions['tls'];
+  if (v.tls) {
+    try {
+      tls = makeLoopbackCertificate();
+    } catch (e) {
+      process.stderr.write(`--tls: ${(e as Error).message}\n`);
+      process.exit(2);
+    }
+    caFile = join(mkdtempSync(join(tmpdir(), 'ssm-proxy-sim-')), 'ca.pem');
+    writeFileSync(caFile, tls.cert);
+  }
   const opts: SimOptions = {
+    ...(tls ? { tls } : {}),
     profile: (v.profile as SimOptions['profile']) ?? 'service',
     targets,
     seed: num(v.seed, 'seed'),
@@ -151,6 +171,7 @@ async function main(): Promise<void> {
       `export AWS_REGION=${q(sim.region)}`,
       `export AWS_ACCESS_KEY_ID=${q(sim.credentials.accessKeyId)}`,
       `export AWS_SECRET_ACCESS_KEY=${q(sim.credentials.secretAccessKey)}`,
+      ...(caFile ? [`export AWS_CA_BUNDLE=${q(caFile)}`] : []),
       `# stats: ${sim.statsUrl}`,
       '',
     ].join('\n'),
@@ -161,6 +182,7 @@ async function main(): Promise<void> {
     stopping = true;
     const sessions = sim.sessions();
     await sim.close();
+    if (caFile) rmSync(dirname(caFile), { recursive: true, force: true });
     process.stdout.write(`${JSON.stringify({ violations: sim.violations(), totalViolations: sim.totalViolations(), sessions: sessions.length })}\n`);
     process.exit(0);
   };
