@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startSimulator, type Simulator } from '../sim/index.ts';
 import { requireOpenSsh } from './openssh.ts';
-import { runProxy, simAwsEnv } from './proxy-process.ts';
+import { runProxy, simAwsEnv, startProxy } from './proxy-process.ts';
 import { makeLoopbackCertificate } from '../helpers/tls.ts';
 import { ExitCode } from '../../src/cli/exit-codes.ts';
 
@@ -57,6 +57,41 @@ describe('over TLS', () => {
     expect(r.stderr).toMatch(/opening a connection to wss:\/\/127\.0\.0\.1:\d+ for the data channel/);
     expect(r.stderr).toContain('data channel: using the connection opened ahead');
     expect(sim.totalViolations()).toBe(0);
+  });
+
+  it('survives the service recycling the websocket: ResumeSession and the new wss connections, byte-exact', async () => {
+    const tls = makeLoopbackCertificate();
+    const ca = join(dir, 'recycle-ca.pem');
+    writeFileSync(ca, tls.cert);
+    const recycling = await startSimulator({ profile: 'unlimited', targets: { [TARGET]: { port: echoPort } }, tls, recycleMs: 700 });
+    try {
+      const { child, done } = startProxy(['-vv', '--frame-rate', '0', TARGET, String(echoPort)], simAwsEnv(recycling, { AWS_CA_BUNDLE: ca }));
+      const sent: Buffer[] = [];
+      const got: Buffer[] = [];
+      let gotBytes = 0;
+      child.stdout!.on('data', (d: Buffer) => {
+        got.push(d);
+        gotBytes += d.length;
+      });
+      // ~2.4 s of writes: three recycles at 700 ms.
+      for (let i = 0; i < 24; i++) {
+        const chunk = randomBytes(16 * 1024);
+        sent.push(chunk);
+        child.stdin!.write(chunk);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const total = sent.reduce((n, b) => n + b.length, 0);
+      for (let i = 0; i < 200 && gotBytes < total; i++) await new Promise((r) => setTimeout(r, 50));
+      child.stdin!.end();
+      const r = await done;
+      expect(r.code, r.stderr).toBe(0);
+      expect(Buffer.concat(got).equals(Buffer.concat(sent))).toBe(true);
+      expect(recycling.api.count('ResumeSession')).toBeGreaterThanOrEqual(2);
+      expect(r.stderr).toMatch(/data channel resumed after 1 attempt/);
+      expect(recycling.totalViolations()).toBe(0);
+    } finally {
+      await recycling.close();
+    }
   });
 
   it('refuses a service whose certificate the CA bundle does not vouch for, in one line', async () => {
