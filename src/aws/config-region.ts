@@ -2,7 +2,7 @@
 // there (as `aws configure` does) and nowhere else, the SSM API's connection can open
 // before the SDK has loaded and read it itself. Only a guess: the SDK's own answer is
 // the one used, and a wrong guess costs a connection nobody uses.
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 
@@ -32,11 +32,14 @@ export function configFileRegion(profile: string | undefined, env: NodeJS.Proces
   if (!file) return undefined;
   let text: string;
   try {
+    // Only a regular file: a pipe (AWS_CONFIG_FILE=<(…)) read here would be empty for the
+    // SDK afterwards, and opening one without a writer would block.
+    const st = statSync(file);
+    if (!st.isFile() || st.size > MAX_CONFIG_BYTES) return undefined;
     text = readFileSync(file, 'utf8');
   } catch {
     return undefined;
   }
-  if (text.length > MAX_CONFIG_BYTES) return undefined;
   const name = profile ?? 'default';
   let inProfile = false;
   let region: string | undefined;

@@ -2,6 +2,7 @@
 // API's connection early): the profile's section, as the SDK names them.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { configFileRegion } from '../../src/aws/config-region.ts';
@@ -58,6 +59,18 @@ describe('configFileRegion', () => {
     mkdirSync(join(home, '.aws'), { recursive: true });
     writeFileSync(join(home, '.aws', 'config'), '[profile default]\r\nregion = sa-east-1\r\n');
     expect(configFileRegion(undefined, { HOME: home })).toBe('sa-east-1');
+  });
+
+  it('leaves a pipe alone: reading it would take its content from the SDK (and could block)', () => {
+    const fifo = join(dir, 'fifo');
+    const r = spawnSync('mkfifo', [fifo]);
+    expect(r.status, 'mkfifo').toBe(0);
+    // No writer: opening it would block for good, so the check runs in a child with a time limit.
+    const module = join(import.meta.dirname, '..', '..', 'src', 'aws', 'config-region.ts');
+    const code = `import { configFileRegion } from ${JSON.stringify(module)}; process.stdout.write(String(configFileRegion(undefined, { AWS_CONFIG_FILE: ${JSON.stringify(fifo)} })));`;
+    const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { encoding: 'utf8', timeout: 15_000 });
+    expect(child.signal, 'blocked on the pipe').toBeNull();
+    expect(child.stdout).toBe('undefined');
   });
 
   it('is undefined without a file, and for a value that is not a region', () => {
