@@ -14,9 +14,8 @@ import { trustOptions } from './tls-context.ts';
 export class Preconnection {
   readonly origin: string;
   private socket: Socket | undefined;
-  /** For TLS: the TCP connection, until the TLS socket over it is made. */
-  private tcp: Socket | undefined;
-  private startTls: (() => Socket) | undefined;
+  /** For TLS: the TCP connection and what to make the TLS socket over it with, until it is made. */
+  private pendingTls: { tcp: Socket; options: ConnectionOptions; ca: string | undefined } | undefined;
   /** Why the connection is no longer usable, once it is not. */
   failure: string | undefined;
   /** Whether its TCP handshake has completed (TLS may still be under way). */
@@ -41,17 +40,19 @@ export class Preconnection {
     // tell the difference), one turn of the event loop later: a process's first TLS
     // socket costs 25-40 ms of the main thread (OpenSSL's set-up, node's CA store), and
     // the DNS lookup and TCP handshake go on meanwhile instead of after it.
-    this.tcp = tcp;
-    this.startTls = () => {
-      this.startTls = undefined;
-      this.tcp = undefined;
-      const tls = tlsConnect({ socket: tcp, host, port, servername: isIP(host) ? '' : host, ...trustOptions(ca) });
-      this.watch(tls);
-      return tls;
-    };
-    setImmediate(() => {
-      if (this.startTls && this.failure === undefined) this.socket = this.startTls();
-    });
+    this.pendingTls = { tcp, options: { host, port, servername: isIP(host) ? '' : host }, ca };
+    setImmediate(() => this.startTls());
+  }
+
+  /** Makes the TLS socket over the TCP connection, if that is still to do and the connection still stands. */
+  private startTls(): void {
+    const pending = this.pendingTls;
+    if (!pending || this.failure !== undefined) return;
+    this.pendingTls = undefined;
+    // The CA bundle's context is made here too, not in the constructor: with a large bundle it is as costly.
+    const tls = tlsConnect({ socket: pending.tcp, ...pending.options, ...trustOptions(pending.ca) });
+    this.watch(tls);
+    this.socket = tls;
   }
 
   private watch(socket: Socket): void {
@@ -66,7 +67,7 @@ export class Preconnection {
 
   /** The connection (its TLS socket made now if still to come), or undefined if it is gone; it then belongs to the caller. */
   private claim(): Socket | undefined {
-    if (this.startTls && this.failure === undefined) this.socket = this.startTls();
+    this.startTls();
     const socket = this.socket;
     this.socket = undefined;
     return socket;
@@ -78,7 +79,7 @@ export class Preconnection {
    */
   take(url: URL): Socket | undefined {
     if (url.origin !== this.origin) {
-      if (this.socket || this.tcp) this.failure ??= `StreamUrl is at ${url.origin}`;
+      if (this.socket || this.pendingTls) this.failure ??= `StreamUrl is at ${url.origin}`;
       this.discard();
       return undefined;
     }
@@ -93,10 +94,9 @@ export class Preconnection {
 
   /** Closes the connection if nobody took it. */
   discard(): void {
-    this.startTls = undefined;
-    (this.socket ?? this.tcp)?.destroy();
+    (this.socket ?? this.pendingTls?.tcp)?.destroy();
     this.socket = undefined;
-    this.tcp = undefined;
+    this.pendingTls = undefined;
   }
 }
 
