@@ -3,8 +3,8 @@
 // reconnects. Client frames are counted by the ClientMonitor (violations.ts) before the seeded
 // faults (faults.ts) touch them.
 import { EventEmitter } from 'node:events';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { simHttpServer } from './http-server.ts';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket, type RawData } from 'ws';
@@ -115,15 +115,10 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   }
 
   listen(port = 0): Promise<string> {
-    const handler = (req: IncomingMessage, res: ServerResponse) => this.onHttp(req, res);
-    const server = this.opts.tls ? createHttpsServer(this.opts.tls, handler) : createServer(handler);
+    const { server, ageOf } = simHttpServer((req, res) => this.onHttp(req, res), this.opts.tls);
     const delay = this.opts.connectDelayMs ?? 0;
-    const acceptedAt = new WeakMap<object, number>();
-    // Over TLS the upgrade comes on the TLS socket, made once its handshake is done: the
-    // set-up delay then counts from there.
-    server.on(this.opts.tls ? 'secureConnection' : 'connection', (socket) => acceptedAt.set(socket, performance.now()));
     server.on('upgrade', (req, socket, head) => {
-      const age = performance.now() - (acceptedAt.get(socket) ?? performance.now());
+      const age = ageOf(socket);
       if (this.upgradeAges.length < MAX_RECORDED_UPGRADES) this.upgradeAges.push(age);
       if (age >= delay) return this.onUpgrade(req, socket, head);
       setTimeout(() => {

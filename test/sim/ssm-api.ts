@@ -1,7 +1,7 @@
 // Fake SSM control plane (AWS JSON 1.1 over HTTP on 127.0.0.1): StartSession, ResumeSession and
 // TerminateSession with real SigV4 checking, AWS-shaped errors, fault injection and a call log.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { simHttpServer } from './http-server.ts';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import type { SessionRegistry, TargetConfig } from './sessions.ts';
@@ -122,7 +122,7 @@ export class FakeSsmApi {
   private readonly now: () => number;
   private throttleLeft: number;
   private readonly injected = new Map<string, InjectedReply[]>();
-  private readonly acceptedAt = new WeakMap<object, number>();
+  private connectionAge: (socket: object) => number = () => Infinity;
   private server?: Server;
   private baseUrl?: string;
 
@@ -145,11 +145,9 @@ export class FakeSsmApi {
 
   listen(port = 0): Promise<string> {
     if (this.server) return Promise.reject(new Error('FakeSsmApi: already listening'));
-    const handler = (req: IncomingMessage, res: ServerResponse) => this.handle(req, res);
     const tls = this.opts.tls;
-    const server = tls ? createHttpsServer(tls, handler) : createServer(handler);
-    // Over TLS requests come on the TLS socket, made once its handshake is done: the set-up delay counts from there.
-    server.on(tls ? 'secureConnection' : 'connection', (socket) => this.acceptedAt.set(socket, Date.now()));
+    const { server, ageOf } = simHttpServer((req, res) => this.handle(req, res), tls);
+    this.connectionAge = ageOf;
     this.server = server;
     return new Promise((resolve, reject) => {
       server.once('error', reject);
@@ -242,8 +240,7 @@ export class FakeSsmApi {
         }
       }
       this.calls.push(call);
-      const ready = (this.acceptedAt.get(req.socket) ?? 0) + (this.opts.connectDelayMs ?? 0);
-      const delay = Math.max(0, ready - Date.now()) + (this.opts.answerDelayMs ?? 0);
+      const delay = Math.max(0, (this.opts.connectDelayMs ?? 0) - this.connectionAge(req.socket)) + (this.opts.answerDelayMs ?? 0);
       if (delay > 0) setTimeout(() => this.send(res, reply), delay);
       else this.send(res, reply);
     });
