@@ -468,7 +468,6 @@ const coldStartupRuns: StartupRecord[] = [];
  */
 const LONG_PATH = { apiMs: 60, connectMs: 40 };
 const longPathRuns: StartupRecord[] = [];
-let longPathSim: Simulator | undefined;
 
 /**
  * The same with TLS to the API and the data channel, as the real service has, on
@@ -476,8 +475,17 @@ let longPathSim: Simulator | undefined;
  * One simulator with a warm-up run, as for the long path.
  */
 const tlsRuns: StartupRecord[] = [];
-let tlsSim: Simulator | undefined;
 let tlsCaFile: string | undefined;
+
+/** A kind of start-up run: its records, its name in the log, and its simulator (a fresh one per run when none). */
+interface StartupPath {
+  label: string;
+  runs: StartupRecord[];
+  codeCache: boolean;
+  sim?: Simulator;
+}
+const WARM_START: StartupPath = { label: '', runs: startupRuns, codeCache: true };
+const COLD_START: StartupPath = { label: ' without code cache', runs: coldStartupRuns, codeCache: false };
 
 /** Every start-up run, with and without the code cache, and over the long path. */
 function everyStartupRun(): StartupRecord[] {
@@ -490,13 +498,14 @@ function startupSummary(runs: StartupRecord[]): { failed: number; startSession: 
   return { failed: runs.length - ok.length, startSession: stat(ok.map((r) => r.startSessionMs ?? NaN)), firstByte: stat(ok.map((r) => r.firstByteMs ?? NaN)) };
 }
 
-async function startupRun(iter: number, codeCache = true, shared?: Simulator): Promise<StartupRecord> {
+async function startupRun(iter: number, path: StartupPath): Promise<StartupRecord> {
   const rec: StartupRecord = { iter, ok: false };
+  const shared = path.sim;
   const sim = shared ?? (await startSimulator({ profile: 'service', targets: { [TARGET]: { port: sshd!.port } } }));
   const violationsBefore = sim.totalViolations();
   try {
     const env = proxyEnv(sim);
-    if (!codeCache) env.SSM_PROXY_CODE_CACHE = 'off';
+    if (!path.codeCache) env.SSM_PROXY_CODE_CACHE = 'off';
     let first: number | undefined;
     let head = '';
     let stderr = '';
@@ -545,9 +554,8 @@ async function startupRun(iter: number, codeCache = true, shared?: Simulator): P
   } finally {
     if (!shared) await Promise.race([sim.close(), sleep(5000)]);
   }
-  const kind = shared ? (shared === tlsSim ? ' over TLS' : ' over the long path') : codeCache ? '' : ' without code cache';
-  log(`connect #${iter} start-up${kind}: ${rec.ok ? `StartSession after ${fmtNum(rec.startSessionMs, 0)} ms, first byte after ${fmtNum(rec.firstByteMs, 0)} ms` : `FAILED: ${rec.failure}`}`);
-  (shared ? (shared === tlsSim ? tlsRuns : longPathRuns) : codeCache ? startupRuns : coldStartupRuns).push(rec);
+  log(`connect #${iter} start-up${path.label}: ${rec.ok ? `StartSession after ${fmtNum(rec.startSessionMs, 0)} ms, first byte after ${fmtNum(rec.firstByteMs, 0)} ms` : `FAILED: ${rec.failure}`}`);
+  path.runs.push(rec);
   return rec;
 }
 
@@ -557,24 +565,21 @@ async function sectionConnect(): Promise<void> {
   // code cache (HOME is the sshd folder), which every later proxied run uses.
   await runOp('connect', 'ssh-true', 'proxy', 'service', 0, 0, '').then(() => allRuns.pop());
   await runOp('connect', 'ssh-true', 'direct', 'service', 0, 0, '').then(() => allRuns.pop());
-  longPathSim = await startSimulator({ profile: 'service', targets: { [TARGET]: { port: sshd!.port } }, latency: LONG_PATH });
+  const longPath: StartupPath = { label: ' over the long path', runs: longPathRuns, codeCache: true, sim: await startSimulator({ profile: 'service', targets: { [TARGET]: { port: sshd!.port } }, latency: LONG_PATH }) };
   const tls = makeLoopbackCertificate();
   tlsCaFile = join(sshd!.dir, 'simulator-ca.pem');
   writeFileSync(tlsCaFile, tls.cert);
-  tlsSim = await startSimulator({ profile: 'service', targets: { [TARGET]: { port: sshd!.port } }, tls });
+  const overTls: StartupPath = { label: ' over TLS', runs: tlsRuns, codeCache: true, sim: await startSimulator({ profile: 'service', targets: { [TARGET]: { port: sshd!.port } }, tls }) };
   try {
-    await startupRun(0, true, longPathSim).then(() => longPathRuns.pop());
-    await startupRun(0, true, tlsSim).then(() => tlsRuns.pop());
+    // Unrecorded warm-ups: the proxy learns where each shared simulator's data channel is.
+    for (const path of [longPath, overTls]) await startupRun(0, path).then(() => path.runs.pop());
     for (let i = 1; i <= PLAN.connectRuns && !overCap(); i++) {
       await runOp('connect', 'ssh-true', 'proxy', 'service', i, 0, '');
       await runOp('connect', 'ssh-true', 'direct', 'service', i, 0, '');
-      await startupRun(i);
-      await startupRun(i, false);
-      await startupRun(i, true, longPathSim);
-      await startupRun(i, true, tlsSim);
+      for (const path of [WARM_START, COLD_START, longPath, overTls]) await startupRun(i, path);
     }
   } finally {
-    await Promise.race([Promise.all([longPathSim.close(), tlsSim.close()]), sleep(5000)]);
+    await Promise.race([Promise.all([longPath.sim!.close(), overTls.sim!.close()]), sleep(5000)]);
   }
 }
 
