@@ -10,7 +10,7 @@ import { ExitCode, ProxyError } from '../cli/exit-codes.ts';
 import { silentLogger, type Logger } from '../cli/log.ts';
 import { installWarningFilter } from '../cli/warnings.ts';
 import { classifyAwsError, type AwsErrorContext } from './errors.ts';
-import { proxyAgentFor } from '../transport/proxy.ts';
+import { proxiesConfigured, proxyFor, RoutingHttpAgent, RoutingHttpsAgent } from '../transport/proxy.ts';
 import { monotonicMs } from '../transport/clock.ts';
 import { Preconnection, agentWithPreconnection } from '../transport/preconnect.ts';
 import { expectedApiOrigin } from './partition.ts';
@@ -175,23 +175,21 @@ export async function createSsmApi(cfg: SsmConfig): Promise<SsmApi> {
   const timeouts: SsmTimeouts = { ...DEFAULT_TIMEOUTS, ...cfg.timeouts };
   const ca = cfg.caBundle !== undefined ? readCaBundle(cfg.caBundle) : undefined;
 
-  // The SDK v3 ignores HTTPS_PROXY; the CLI and the plugin honour it, so do we. The
-  // NO_PROXY decision is made for the SSM endpoint (a custom one, or the regional one).
-  const endpointForProxy = new URL(cfg.endpointUrl ?? `https://ssm.${cfg.region ?? 'us-east-1'}.amazonaws.com`);
-  const secureEndpoint = endpointForProxy.protocol === 'https:';
-  const tunnelAgent = proxyAgentFor(endpointForProxy, { keepAlive: true, ...trustOptions(ca) });
-  if (tunnelAgent) logger.debug(`SSM API calls go through the proxy in ${secureEndpoint ? 'HTTPS_PROXY' : 'HTTP_PROXY'}`);
+  // The SDK v3 ignores HTTPS_PROXY; the CLI and the plugin honour it, so do we. The route
+  // is decided for each connection's host (NO_PROXY may list the SSM endpoint and not
+  // STS, or the other way round), so it holds whatever region or endpoint the SDK resolves.
+  const proxies = proxiesConfigured();
+  const secureEndpoint = cfg.endpointUrl === undefined || new URL(cfg.endpointUrl).protocol === 'https:';
+  const onTunnel = (target: string, proxy: URL) => logger.debug(`connecting to ${target} through the proxy ${proxy.host}`);
 
   // The API's connection (DNS, TCP, TLS) opens while the SDK loads, where we know where
-  // it will go; where we could not tell, once the SDK has resolved the region. Only the
-  // StartSession/ResumeSession client's agent uses it (the SDK's defaults otherwise:
-  // keep-alive, 50 sockets).
-  const apiConnection = tunnelAgent
-    ? undefined
-    : agentWithPreconnection(secureEndpoint, { keepAlive: true, maxSockets: 50, ...trustOptions(ca) }, () => logger.trace('SSM API: using the connection opened ahead'));
+  // it will go and no proxy is in the way; where we could not tell, once the SDK has
+  // resolved the region. Only the StartSession/ResumeSession client's agent uses it (the
+  // SDK's defaults otherwise: keep-alive, 50 sockets).
+  const apiConnection = agentWithPreconnection(secureEndpoint, { keepAlive: true, maxSockets: 50, ...trustOptions(ca) }, () => logger.trace('SSM API: using the connection opened ahead'), onTunnel);
   const openApiConnection = (region: string | undefined): boolean => {
-    const origin = apiConnection && expectedApiOrigin(region, cfg.endpointUrl);
-    if (!origin) return false;
+    const origin = expectedApiOrigin(region, cfg.endpointUrl);
+    if (!origin || proxyFor(new URL(origin))) return false;
     try {
       apiConnection.use(new Preconnection(new URL(origin), ca));
       logger.trace(`opening a connection to ${origin} for the SSM API`);
@@ -204,7 +202,7 @@ export async function createSsmApi(cfg: SsmConfig): Promise<SsmApi> {
   };
   // The region as the SDK will resolve it, where we can tell before loading it: given, or
   // (the usual set-up) in the config file's profile.
-  const regionGuess = cfg.region ?? (cfg.endpointUrl === undefined && apiConnection ? configFileRegion(cfg.profile) : undefined);
+  const regionGuess = cfg.region ?? (cfg.endpointUrl === undefined ? configFileRegion(cfg.profile) : undefined);
   if (cfg.region === undefined && regionGuess !== undefined) logger.trace(`region ${regionGuess} from the AWS config file, to open the API's connection early`);
   const connectionUnderWay = (regionGuess !== undefined || cfg.endpointUrl !== undefined) && openApiConnection(regionGuess);
 
@@ -230,8 +228,10 @@ export async function createSsmApi(cfg: SsmConfig): Promise<SsmApi> {
     error: (...args: unknown[]) => logger.debug(sdkLogLine(args)),
   };
 
-  const httpsAgent = tunnelAgent && secureEndpoint ? tunnelAgent : ca !== undefined ? { keepAlive: true, ...trustOptions(ca) } : undefined;
-  const httpAgent = tunnelAgent && !secureEndpoint ? tunnelAgent : undefined;
+  // The other clients (TerminateSession's, the credential chain's STS and SSO): node's
+  // agents unless a proxy or a CA bundle needs ours.
+  const httpsAgent = proxies ? new RoutingHttpsAgent({ keepAlive: true, ...trustOptions(ca) }, process.env, onTunnel) : ca !== undefined ? { keepAlive: true, ...trustOptions(ca) } : undefined;
+  const httpAgent = proxies ? new RoutingHttpAgent({ keepAlive: true }, process.env, onTunnel) : undefined;
   const requestHandler = (requestMs: number) => ({
     connectionTimeout: timeouts.connectMs,
     requestTimeout: requestMs,
@@ -257,7 +257,7 @@ export async function createSsmApi(cfg: SsmConfig): Promise<SsmApi> {
   };
   const client: SSMClient = new sdk.SSMClient({
     ...baseConfig,
-    requestHandler: { ...requestHandler(timeouts.requestMs), ...(apiConnection ? { [secureEndpoint ? 'httpsAgent' : 'httpAgent']: apiConnection.agent } : {}) },
+    requestHandler: { ...requestHandler(timeouts.requestMs), [secureEndpoint ? 'httpsAgent' : 'httpAgent']: apiConnection.agent },
   });
 
   let region: string;
@@ -345,7 +345,7 @@ export async function createSsmApi(cfg: SsmConfig): Promise<SsmApi> {
       } catch (err) {
         throw classifyAwsError(err, ctx);
       } finally {
-        apiConnection?.discard(); // if StartSession went elsewhere
+        apiConnection.discard(); // if StartSession went elsewhere
       }
       if (out.TokenValue) registerToken(out.TokenValue);
       const missing = (['SessionId', 'StreamUrl', 'TokenValue'] as const).filter((k) => !out[k]);

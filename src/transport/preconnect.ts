@@ -3,12 +3,11 @@
 // StartSession is answered. Against the real service each takes DNS, TCP and TLS
 // (2-3 round trips) off the time to the first SSH byte. A connection is used only by a
 // request to the same origin (scheme, host and port); the request itself is unchanged.
-import { Agent as HttpAgent, type AgentOptions } from 'node:http';
-import { Agent as HttpsAgent } from 'node:https';
+import type { Agent as HttpAgent, AgentOptions } from 'node:http';
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
-import { proxyFor } from './proxy.ts';
+import { proxyFor, RoutingHttpAgent, RoutingHttpsAgent, type TunnelListener } from './proxy.ts';
 import { trustOptions } from './tls-context.ts';
 
 export class Preconnection {
@@ -126,13 +125,14 @@ function originOf(secure: boolean, options: ConnectArgs): string | undefined {
 
 /**
  * An http(s) agent whose first connection to `pre`'s origin is `pre`'s, once it is set
- * (it may come after the agent is made); every other connection is its own, as node's
- * agent would make it.
+ * (it may come after the agent is made); every other connection is its own, routed as
+ * HTTP(S)_PROXY and NO_PROXY say for its host (see RoutingHttpsAgent).
  */
 export function agentWithPreconnection(
   secure: boolean,
   options: AgentOptions & ConnectionOptions,
   onUse?: () => void,
+  onTunnel?: TunnelListener,
 ): { agent: HttpAgent; use(pre: Preconnection): void; discard(): void } {
   let pending: Preconnection | undefined;
   const takeFor = (options: ConnectArgs): Socket | undefined => {
@@ -145,16 +145,16 @@ export function agentWithPreconnection(
     return socket;
   };
   const agent = secure
-    ? new (class extends HttpsAgent {
+    ? new (class extends RoutingHttpsAgent {
         override createConnection(options: ConnectArgs, cb?: Callback): Duplex | undefined {
-          return takeFor(options) ?? (super.createConnection as (o: ConnectArgs, cb?: Callback) => Duplex | undefined)(options, cb);
+          return takeFor(options) ?? super.createConnection(options, cb);
         }
-      })(options)
-    : new (class extends HttpAgent {
+      })(options, process.env, onTunnel)
+    : new (class extends RoutingHttpAgent {
         override createConnection(options: ConnectArgs, cb?: Callback): Duplex | undefined {
-          return takeFor(options) ?? (super.createConnection as (o: ConnectArgs, cb?: Callback) => Duplex | undefined)(options, cb);
+          return takeFor(options) ?? super.createConnection(options, cb);
         }
-      })(options);
+      })(options, process.env, onTunnel);
   return {
     agent,
     use(pre) {

@@ -1,6 +1,7 @@
 // HTTPS_PROXY / HTTP_PROXY / NO_PROXY, as the AWS CLI and the session-manager-plugin
-// honour them (PROTOCOL.md §3.1): an agent that opens each connection through an
-// HTTP CONNECT tunnel. Used for the data-channel websocket and the SSM API calls.
+// honour them (PROTOCOL.md §3.1): agents that open each connection through an HTTP
+// CONNECT tunnel unless NO_PROXY lists its host. Used for the data-channel websocket and
+// for the SDK's calls (SSM, and STS or SSO for credentials, which may be routed apart).
 import { Agent as HttpAgent, request, type AgentOptions } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import type { Socket } from 'node:net';
@@ -11,9 +12,32 @@ import { ExitCode, ProxyError } from '../cli/exit-codes.ts';
 /** The proxy to use for `target`, or undefined for a direct connection. */
 export function proxyFor(target: URL, env: NodeJS.ProcessEnv = process.env): URL | undefined {
   const secure = target.protocol === 'https:' || target.protocol === 'wss:';
-  const raw = secure ? (env.HTTPS_PROXY ?? env.https_proxy) : (env.HTTP_PROXY ?? env.http_proxy);
-  if (!raw) return undefined;
-  if (bypassed(target, env.NO_PROXY ?? env.no_proxy ?? '')) return undefined;
+  const raw = proxySetting(secure, env);
+  if (!raw || bypassed(target, env.NO_PROXY ?? env.no_proxy ?? '')) return undefined;
+  return parseProxy(raw, secure);
+}
+
+/**
+ * Whether HTTPS_PROXY or HTTP_PROXY is set; throws the usage error a malformed one gets,
+ * whatever NO_PROXY says, so that a bad setting is reported before any connection.
+ */
+export function proxiesConfigured(env: NodeJS.ProcessEnv = process.env): boolean {
+  let any = false;
+  for (const secure of [true, false]) {
+    const raw = proxySetting(secure, env);
+    if (raw) {
+      parseProxy(raw, secure);
+      any = true;
+    }
+  }
+  return any;
+}
+
+function proxySetting(secure: boolean, env: NodeJS.ProcessEnv): string | undefined {
+  return (secure ? (env.HTTPS_PROXY ?? env.https_proxy) : (env.HTTP_PROXY ?? env.http_proxy)) || undefined;
+}
+
+function parseProxy(raw: string, secure: boolean): URL {
   let proxy: URL;
   try {
     proxy = new URL(raw.includes('://') ? raw : `http://${raw}`);
@@ -72,32 +96,58 @@ function tunnel(proxy: URL, host: string, port: number, cb: (err: Error | null, 
   req.end();
 }
 
-/** An agent for plain http:// and ws:// targets through the proxy. */
-class PlainTunnelAgent extends HttpAgent {
+type ConnectArgs = ConnectionOptions & { host?: string | null; port?: number | string | null };
+
+/** The URL whose proxy decision applies to a node agent's connection. */
+function targetOf(secure: boolean, options: ConnectArgs): URL {
+  const host = options.host || 'localhost';
+  const port = Number(options.port) || (secure ? 443 : 80);
+  return new URL(`${secure ? 'https' : 'http'}://${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${port}`);
+}
+
+/** Called with the host:port and the proxy of each connection that goes through one. */
+export type TunnelListener = (target: string, proxy: URL) => void;
+
+/**
+ * Node's http agent, except that each connection's route is decided for its own host:
+ * through the proxy in HTTP_PROXY unless NO_PROXY lists the host, else direct.
+ */
+export class RoutingHttpAgent extends HttpAgent {
   constructor(
-    private readonly proxy: URL,
     options?: AgentOptions,
+    private readonly env: NodeJS.ProcessEnv = process.env,
+    private readonly onTunnel?: TunnelListener,
   ) {
     super(options);
   }
-  // Asynchronous creation: Node's agents wait for the callback when this returns nothing.
-  override createConnection(options: { host?: string | null; port?: number | string | null }, cb?: Callback): undefined {
-    tunnel(this.proxy, options.host ?? 'localhost', Number(options.port ?? 80), (err, socket) => cb?.(err, socket as Duplex));
+  // Through a proxy the connection is made asynchronously: node's agents wait for the callback when this returns nothing.
+  override createConnection(options: ConnectArgs, cb?: Callback): Duplex | undefined {
+    const proxy = proxyFor(targetOf(false, options), this.env);
+    if (!proxy) return (super.createConnection as (o: ConnectArgs, cb?: Callback) => Duplex | undefined)(options, cb);
+    const host = options.host || 'localhost';
+    const port = Number(options.port) || 80;
+    this.onTunnel?.(`${host}:${port}`, proxy);
+    tunnel(proxy, host, port, (err, socket) => cb?.(err, socket as Duplex));
     return undefined;
   }
 }
 
-/** An agent for https:// and wss:// targets: TLS (verified as usual) inside the tunnel. */
-class TlsTunnelAgent extends HttpsAgent {
+/** The same for https:// and wss://: HTTPS_PROXY, with TLS (verified as usual) inside the tunnel. */
+export class RoutingHttpsAgent extends HttpsAgent {
   constructor(
-    private readonly proxy: URL,
     options?: ConnectionOptions & AgentOptions,
+    private readonly env: NodeJS.ProcessEnv = process.env,
+    private readonly onTunnel?: TunnelListener,
   ) {
     super(options);
   }
-  override createConnection(options: ConnectionOptions & { host?: string | null; port?: number | string | null }, cb?: Callback): undefined {
-    const host = options.host ?? 'localhost';
-    tunnel(this.proxy, host, Number(options.port ?? 443), (err, socket) => {
+  override createConnection(options: ConnectArgs, cb?: Callback): Duplex | undefined {
+    const proxy = proxyFor(targetOf(true, options), this.env);
+    if (!proxy) return (super.createConnection as (o: ConnectArgs, cb?: Callback) => Duplex | undefined)(options, cb);
+    const host = options.host || 'localhost';
+    const port = Number(options.port) || 443;
+    this.onTunnel?.(`${host}:${port}`, proxy);
+    tunnel(proxy, host, port, (err, socket) => {
       if (err || !socket) return cb?.(err ?? new Error('no socket from the proxy'), undefined as unknown as Duplex);
       const tls = tlsConnect({ ...options, host, port: undefined, socket, servername: options.servername ?? host });
       tls.once('secureConnect', () => cb?.(null, tls));
@@ -107,10 +157,9 @@ class TlsTunnelAgent extends HttpsAgent {
   }
 }
 
-/** The agent for `target` when a proxy applies; `options` (e.g. a CA bundle) pass through to TLS. */
+/** The agent for `target` when a proxy applies to it; `options` (e.g. a CA bundle) pass through to TLS. */
 export function proxyAgentFor(target: URL, options: AgentOptions & ConnectionOptions = {}, env: NodeJS.ProcessEnv = process.env): HttpAgent | undefined {
-  const proxy = proxyFor(target, env);
-  if (!proxy) return undefined;
+  if (!proxyFor(target, env)) return undefined;
   const secure = target.protocol === 'https:' || target.protocol === 'wss:';
-  return secure ? new TlsTunnelAgent(proxy, options) : new PlainTunnelAgent(proxy, options);
+  return secure ? new RoutingHttpsAgent(options, env) : new RoutingHttpAgent(options, env);
 }

@@ -5,10 +5,11 @@ import { createServer as createTcpServer, type AddressInfo, type Server as TcpSe
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createSsmApi, isLoopbackUrl, type SsmConfig } from '../../src/aws/ssm.ts';
 import { ExitCode, ProxyError } from '../../src/cli/exit-codes.ts';
 import { createLogger } from '../../src/cli/log.ts';
+import { startConnectProxy, type ConnectProxy } from '../helpers/connect-proxy.ts';
 
 const ACCESS_KEY = 'AKIDEXAMPLE0123456789';
 const SECRET_KEY = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY';
@@ -83,6 +84,20 @@ function ok(body: Record<string, unknown> = {}): Reply {
   };
 }
 
+/** STS's answer to AssumeRole: the role's temporary credentials. */
+function assumeRoleReply(): Reply {
+  return {
+    status: 200,
+    contentType: 'text/xml',
+    body:
+      '<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleResult><Credentials>' +
+      '<AccessKeyId>ASIAROLEKEY0000</AccessKeyId><SecretAccessKey>role-secret</SecretAccessKey>' +
+      '<SessionToken>role-session-token</SessionToken><Expiration>2099-01-01T00:00:00Z</Expiration></Credentials>' +
+      '<AssumedRoleUser><AssumedRoleId>AROA0:x</AssumedRoleId><Arn>arn:aws:sts::111122223333:assumed-role/admin/x</Arn>' +
+      '</AssumedRoleUser></AssumeRoleResult></AssumeRoleResponse>',
+  };
+}
+
 function awsError(code: string, message: string, status = 400): Reply {
   return { status, body: { __type: code, message } };
 }
@@ -128,7 +143,7 @@ let fake: FakeSsm;
 
 /** An environment with nothing AWS in it: no variables, empty config files, no IMDS. */
 beforeEach(async () => {
-  for (const key of Object.keys(process.env)) if (key.startsWith('AWS_')) delete process.env[key];
+  for (const key of Object.keys(process.env)) if (key.startsWith('AWS_') || /^(https?|no)_proxy$/i.test(key)) delete process.env[key];
   home = mkdtempSync(join(tmpdir(), 'ssm-proxy-home-'));
   process.env.HOME = home;
   process.env.AWS_CONFIG_FILE = join(home, 'config');
@@ -154,6 +169,17 @@ function config(extra: Partial<SsmConfig> = {}): SsmConfig {
   return { region: 'eu-west-1', endpointUrl: fake.url, ...extra };
 }
 
+/** Profile `admin` assumes a role through STS at `stsUrl` (the fake answers it too), in eu-north-1. */
+function roleProfile(stsUrl: string): void {
+  writeFileSync(
+    join(home, 'config'),
+    '[profile base]\nregion = eu-north-1\n[profile admin]\nrole_arn = arn:aws:iam::111122223333:role/admin\nsource_profile = base\nregion = eu-north-1\n',
+  );
+  writeFileSync(join(home, 'credentials'), `[base]\naws_access_key_id = ${ACCESS_KEY}\naws_secret_access_key = ${SECRET_KEY}\n`);
+  process.env.AWS_ENDPOINT_URL_STS = stsUrl;
+  fake.reply = (operation) => (operation === 'sts:AssumeRole' ? assumeRoleReply() : ok());
+}
+
 const request = { target: 'i-0123456789abcdef0', documentName: 'AWS-StartSSHSession', port: 22 };
 
 describe('createSsmApi', () => {
@@ -174,25 +200,7 @@ describe('createSsmApi', () => {
   });
 
   it("assumes the profile's role through STS in the profile's region", async () => {
-    writeFileSync(
-      join(home, 'config'),
-      '[profile base]\nregion = eu-north-1\n[profile admin]\nrole_arn = arn:aws:iam::111122223333:role/admin\nsource_profile = base\nregion = eu-north-1\n',
-    );
-    writeFileSync(join(home, 'credentials'), `[base]\naws_access_key_id = ${ACCESS_KEY}\naws_secret_access_key = ${SECRET_KEY}\n`);
-    process.env.AWS_ENDPOINT_URL_STS = fake.url;
-    fake.reply = (operation) =>
-      operation === 'sts:AssumeRole'
-        ? {
-            status: 200,
-            contentType: 'text/xml',
-            body:
-              '<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleResult><Credentials>' +
-              '<AccessKeyId>ASIAROLEKEY0000</AccessKeyId><SecretAccessKey>role-secret</SecretAccessKey>' +
-              '<SessionToken>role-session-token</SessionToken><Expiration>2099-01-01T00:00:00Z</Expiration></Credentials>' +
-              '<AssumedRoleUser><AssumedRoleId>AROA0:x</AssumedRoleId><Arn>arn:aws:sts::111122223333:assumed-role/admin/x</Arn>' +
-              '</AssumedRoleUser></AssumeRoleResult></AssumeRoleResponse>',
-          }
-        : ok();
+    roleProfile(fake.url);
     const api = await createSsmApi({ profile: 'admin', endpointUrl: fake.url });
     expect(api.region).toBe('eu-north-1');
     await api.startSession(request);
@@ -220,6 +228,46 @@ describe('createSsmApi', () => {
     const err = await rejection(createSsmApi(config({ caBundle: join(home, 'missing.pem') })));
     expect(err.exitCode).toBe(ExitCode.Usage);
     expect(err.message).toContain('ENOENT');
+  });
+});
+
+describe('behind HTTP_PROXY, each host routed as NO_PROXY says', () => {
+  let proxy: ConnectProxy;
+  beforeAll(async () => {
+    proxy = await startConnectProxy();
+  });
+  afterAll(() => proxy?.close());
+
+  it('sends STS through the proxy while NO_PROXY takes the SSM endpoint direct', async () => {
+    const port = new URL(fake.url).port;
+    roleProfile(`http://localhost:${port}`);
+    process.env.HTTP_PROXY = proxy.url;
+    process.env.NO_PROXY = '127.0.0.1';
+    proxy.tunnels.length = 0;
+    const api = await createSsmApi({ profile: 'admin', endpointUrl: fake.url });
+    await api.startSession(request);
+    expect(fake.requests.map((r) => r.operation)).toEqual(['sts:AssumeRole', 'StartSession']);
+    expect(proxy.tunnels).toEqual([`localhost:${port}`]);
+  });
+
+  it('sends the SSM API through the proxy while NO_PROXY takes STS direct', async () => {
+    const port = new URL(fake.url).port;
+    roleProfile(fake.url);
+    process.env.HTTP_PROXY = proxy.url;
+    process.env.NO_PROXY = '127.0.0.1';
+    proxy.tunnels.length = 0;
+    const api = await createSsmApi({ profile: 'admin', endpointUrl: `http://localhost:${port}` });
+    await api.startSession(request);
+    expect(fake.requests.map((r) => r.operation)).toEqual(['sts:AssumeRole', 'StartSession']);
+    expect(proxy.tunnels).toEqual([`localhost:${port}`]);
+  });
+
+  it('rejects a malformed proxy setting at start, even where NO_PROXY would bypass it', async () => {
+    process.env.HTTP_PROXY = 'socks5://127.0.0.1:1080';
+    process.env.NO_PROXY = '*';
+    const err = await rejection(createSsmApi(config()));
+    expect(err.exitCode).toBe(ExitCode.Usage);
+    expect(err.message).toContain('only http:// proxies are supported');
   });
 });
 

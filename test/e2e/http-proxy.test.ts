@@ -1,55 +1,28 @@
 // Behind a corporate proxy: HTTP(S)_PROXY tunnels both the SSM API and the data
 // channel through CONNECT, NO_PROXY bypasses it, and a refusing proxy is one clear error.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createServer as createHttpServer, type Server } from 'node:http';
-import { connect, createServer, type Socket } from 'node:net';
+import { createServer } from 'node:net';
 import { startSimulator, type Simulator } from '../sim/index.ts';
 import { requireOpenSsh } from './openssh.ts';
 import { simAwsEnv, startProxy } from './proxy-process.ts';
+import { startConnectProxy, type ConnectProxy } from '../helpers/connect-proxy.ts';
 import { proxyFor } from '../../src/transport/proxy.ts';
 
 let sim: Simulator;
 let echo: ReturnType<typeof createServer>;
 let echoPort: number;
-let proxy: Server;
-let proxyPort: number;
-const tunnels: string[] = [];
-const auth: string[] = [];
-let refuse = false;
-
-function listen(s: { listen(port: number, host: string, cb: () => void): unknown; address(): unknown }): Promise<number> {
-  return new Promise((r) => s.listen(0, '127.0.0.1', () => r((s.address() as { port: number }).port)));
-}
+let proxy: ConnectProxy;
 
 beforeAll(async () => {
   requireOpenSsh();
   echo = createServer((s) => s.pipe(s));
-  echoPort = await listen(echo);
-  // A minimal CONNECT proxy that records what it was asked to tunnel.
-  proxy = createHttpServer((_req, res) => res.writeHead(405).end());
-  proxy.on('connect', (req, client: Socket, head: Buffer) => {
-    tunnels.push(req.url ?? '');
-    auth.push(String(req.headers['proxy-authorization'] ?? ''));
-    if (refuse) {
-      client.end('HTTP/1.1 403 Forbidden\r\n\r\n');
-      return;
-    }
-    const [host, port] = (req.url ?? '').split(':');
-    const upstream = connect(Number(port), host, () => {
-      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-      if (head.length) upstream.write(head);
-      upstream.pipe(client);
-      client.pipe(upstream);
-    });
-    upstream.on('error', () => client.destroy());
-    client.on('error', () => upstream.destroy());
-  });
-  proxyPort = await listen(proxy);
+  echoPort = await new Promise<number>((r) => echo.listen(0, '127.0.0.1', () => r((echo.address() as { port: number }).port)));
+  proxy = await startConnectProxy();
   sim = await startSimulator({ profile: 'unlimited', targets: { 'i-0123456789abcdef0': { port: echoPort } } });
 });
 afterAll(async () => {
   await sim?.close();
-  proxy?.close();
+  await proxy?.close();
   echo?.close();
 });
 
@@ -63,6 +36,11 @@ async function echoOnce(e: NodeJS.ProcessEnv): Promise<{ echoed: string; code: n
   let echoed = '';
   await new Promise<void>((resolve) => {
     const t = setTimeout(resolve, 10_000);
+    // A proxy that fails ends before anything comes back.
+    child.once('exit', () => {
+      clearTimeout(t);
+      resolve();
+    });
     child.stdout!.on('data', (d: Buffer) => {
       echoed += d.toString();
       if (echoed.includes('\n')) {
@@ -79,36 +57,36 @@ async function echoOnce(e: NodeJS.ProcessEnv): Promise<{ echoed: string; code: n
 
 describe('HTTP(S)_PROXY', () => {
   it('tunnels the SSM API call and the websocket through CONNECT, with the proxy credentials', async () => {
-    tunnels.length = 0;
-    const r = await echoOnce(env({ HTTP_PROXY: `http://alice:s%40cret@127.0.0.1:${proxyPort}` }));
+    proxy.tunnels.length = 0;
+    const r = await echoOnce(env({ HTTP_PROXY: `http://alice:s%40cret@127.0.0.1:${proxy.port}` }));
     expect(r.echoed).toBe('through the proxy\n');
     expect(r.code).toBe(0);
     expect(r.stderr).toBe('');
     const api = new URL(sim.apiUrl);
     const gw = new URL(sim.gatewayUrl);
-    expect(tunnels).toContain(`${api.hostname}:${api.port}`);
-    expect(tunnels).toContain(`${gw.hostname}:${gw.port}`);
-    expect(auth.every((a) => a === `Basic ${Buffer.from('alice:s@cret').toString('base64')}`)).toBe(true);
+    expect(proxy.tunnels).toContain(`${api.hostname}:${api.port}`);
+    expect(proxy.tunnels).toContain(`${gw.hostname}:${gw.port}`);
+    expect(proxy.auth.every((a) => a === `Basic ${Buffer.from('alice:s@cret').toString('base64')}`)).toBe(true);
     expect(sim.totalViolations()).toBe(0);
   });
 
   it('connects directly to hosts in NO_PROXY', async () => {
-    tunnels.length = 0;
-    const r = await echoOnce(env({ HTTP_PROXY: `http://127.0.0.1:${proxyPort}`, NO_PROXY: 'localhost,127.0.0.1' }));
+    proxy.tunnels.length = 0;
+    const r = await echoOnce(env({ HTTP_PROXY: `${proxy.url}`, NO_PROXY: 'localhost,127.0.0.1' }));
     expect(r.echoed).toBe('through the proxy\n');
-    expect(tunnels).toEqual([]);
+    expect(proxy.tunnels).toEqual([]);
   });
 
   it('a proxy that refuses the tunnel is one line on stderr, not a hang', async () => {
-    refuse = true;
+    proxy.refuse = true;
     try {
-      const r = await echoOnce(env({ HTTP_PROXY: `http://127.0.0.1:${proxyPort}` }));
+      const r = await echoOnce(env({ HTTP_PROXY: `${proxy.url}` }));
       expect(r.code, r.stderr).toBe(6);
       const lines = r.stderr.trim().split('\n');
       expect(lines).toHaveLength(1);
       expect(lines[0]).toMatch(/proxy .*HTTP 403/);
     } finally {
-      refuse = false;
+      proxy.refuse = false;
     }
   });
 
