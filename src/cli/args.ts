@@ -344,7 +344,7 @@ export function usageText(): string {
     '  AWS_ENDPOINT_URL_SSM, then AWS_ENDPOINT_URL    SSM API endpoint',
     '  AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true       ignore configured endpoint URLs',
     '  AWS_CA_BUNDLE                                  CA bundle, as --ca-bundle',
-    '  HTTPS_PROXY, HTTP_PROXY, NO_PROXY              http:// proxy for the SSM API and the data channel',
+    '  HTTPS_PROXY, HTTP_PROXY, NO_PROXY              http:// proxy for AWS calls and the data channel',
     '  AWS_EC2_METADATA_DISABLED=true                 skip the EC2 instance metadata credential lookup',
     '  AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, and ~/.aws/config and',
     '  ~/.aws/credentials (SSO, role assumption, credential_process) as in the AWS CLI',
