@@ -98,15 +98,22 @@ function tunnel(proxy: URL, host: string, port: number, cb: (err: Error | null, 
 
 type ConnectArgs = ConnectionOptions & { host?: string | null; port?: number | string | null };
 
-/** The URL whose proxy decision applies to a node agent's connection. */
-function targetOf(secure: boolean, options: ConnectArgs): URL {
-  const host = options.host || 'localhost';
-  const port = Number(options.port) || (secure ? 443 : 80);
-  return new URL(`${secure ? 'https' : 'http'}://${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${port}`);
-}
-
 /** Called with the host:port and the proxy of each connection that goes through one. */
 export type TunnelListener = (target: string, proxy: URL) => void;
+
+/**
+ * Where a node agent's connection goes through a proxy: the proxy and the host and port
+ * to ask it for (told to `onTunnel`); undefined for a direct connection.
+ */
+function routeOf(secure: boolean, options: ConnectArgs, env: NodeJS.ProcessEnv, onTunnel: TunnelListener | undefined): { proxy: URL; host: string; port: number } | undefined {
+  const host = options.host || 'localhost';
+  const port = Number(options.port) || (secure ? 443 : 80);
+  const proxy = proxyFor(new URL(`${secure ? 'https' : 'http'}://${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${port}`), env);
+  if (proxy) onTunnel?.(`${host}:${port}`, proxy);
+  return proxy && { proxy, host, port };
+}
+
+type CreateConnection = (options: ConnectArgs, cb?: Callback) => Duplex | undefined;
 
 /**
  * Node's http agent, except that each connection's route is decided for its own host:
@@ -122,12 +129,9 @@ export class RoutingHttpAgent extends HttpAgent {
   }
   // Through a proxy the connection is made asynchronously: node's agents wait for the callback when this returns nothing.
   override createConnection(options: ConnectArgs, cb?: Callback): Duplex | undefined {
-    const proxy = proxyFor(targetOf(false, options), this.env);
-    if (!proxy) return (super.createConnection as (o: ConnectArgs, cb?: Callback) => Duplex | undefined)(options, cb);
-    const host = options.host || 'localhost';
-    const port = Number(options.port) || 80;
-    this.onTunnel?.(`${host}:${port}`, proxy);
-    tunnel(proxy, host, port, (err, socket) => cb?.(err, socket as Duplex));
+    const route = routeOf(false, options, this.env, this.onTunnel);
+    if (!route) return (super.createConnection as CreateConnection)(options, cb);
+    tunnel(route.proxy, route.host, route.port, (err, socket) => cb?.(err, socket as Duplex));
     return undefined;
   }
 }
@@ -142,12 +146,10 @@ export class RoutingHttpsAgent extends HttpsAgent {
     super(options);
   }
   override createConnection(options: ConnectArgs, cb?: Callback): Duplex | undefined {
-    const proxy = proxyFor(targetOf(true, options), this.env);
-    if (!proxy) return (super.createConnection as (o: ConnectArgs, cb?: Callback) => Duplex | undefined)(options, cb);
-    const host = options.host || 'localhost';
-    const port = Number(options.port) || 443;
-    this.onTunnel?.(`${host}:${port}`, proxy);
-    tunnel(proxy, host, port, (err, socket) => {
+    const route = routeOf(true, options, this.env, this.onTunnel);
+    if (!route) return (super.createConnection as CreateConnection)(options, cb);
+    const { host } = route;
+    tunnel(route.proxy, host, route.port, (err, socket) => {
       if (err || !socket) return cb?.(err ?? new Error('no socket from the proxy'), undefined as unknown as Duplex);
       const tls = tlsConnect({ ...options, host, port: undefined, socket, servername: options.servername ?? host });
       tls.once('secureConnect', () => cb?.(null, tls));
