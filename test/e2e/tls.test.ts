@@ -12,6 +12,7 @@ import { startSimulator, type Simulator } from '../sim/index.ts';
 import { requireOpenSsh } from './openssh.ts';
 import { runProxy, simAwsEnv, startProxy } from './proxy-process.ts';
 import { makeLoopbackCertificate } from '../helpers/tls.ts';
+import { startConnectProxy } from '../helpers/connect-proxy.ts';
 import { ExitCode } from '../../src/cli/exit-codes.ts';
 
 const TARGET = 'i-0123456789abcdef0';
@@ -91,6 +92,26 @@ describe('over TLS', () => {
       expect(recycling.totalViolations()).toBe(0);
     } finally {
       await recycling.close();
+    }
+  });
+
+  it('goes through HTTPS_PROXY as a corporate network would have it: TLS to the service inside each tunnel', async () => {
+    const proxy = await startConnectProxy();
+    try {
+      const data = randomBytes(64 * 1024);
+      const r = await runProxy(['-vv', '--frame-rate', '0', TARGET, String(echoPort)], simAwsEnv(sim, { AWS_CA_BUNDLE: caFile, HTTPS_PROXY: proxy.url }), { input: data, timeoutMs: 30_000 });
+      expect(r.code, r.stderr).toBe(0);
+      expect(data.subarray(0, r.stdout.length).equals(r.stdout)).toBe(true);
+      const api = new URL(sim.apiUrl);
+      const gateway = new URL(sim.gatewayUrl);
+      // The proxy only ever saw CONNECT: the API call and the websocket are TLS end to end.
+      expect(proxy.tunnels).toContain(`${api.hostname}:${api.port}`);
+      expect(proxy.tunnels).toContain(`${gateway.hostname}:${gateway.port}`);
+      expect(r.stderr).toContain(`connecting to ${api.hostname}:${api.port} through the proxy 127.0.0.1:${proxy.port}`);
+      expect(r.stderr).not.toContain('using the connection opened ahead');
+      expect(sim.totalViolations()).toBe(0);
+    } finally {
+      await proxy.close();
     }
   });
 
