@@ -108,7 +108,13 @@ export type TunnelListener = (target: string, proxy: URL) => void;
 function routeOf(secure: boolean, options: ConnectArgs, env: NodeJS.ProcessEnv, onTunnel: TunnelListener | undefined): { proxy: URL; host: string; port: number } | undefined {
   const host = options.host || 'localhost';
   const port = Number(options.port) || (secure ? 443 : 80);
-  const proxy = proxyFor(new URL(`${secure ? 'https' : 'http'}://${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${port}`), env);
+  let target: URL;
+  try {
+    target = new URL(`${secure ? 'https' : 'http'}://${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${port}`);
+  } catch {
+    return undefined; // not a host name: the direct connection reports it
+  }
+  const proxy = proxyFor(target, env);
   if (proxy) onTunnel?.(`${host}:${port}`, proxy);
   return proxy && { proxy, host, port };
 }

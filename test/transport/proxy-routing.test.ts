@@ -90,6 +90,23 @@ describe('RoutingHttpAgent', () => {
     agent.destroy();
   });
 
+  it('leaves a host that no URL can hold to the direct connection instead of throwing', async () => {
+    const agent = new RoutingHttpAgent({ lookup: loopbackLookup }, { HTTP_PROXY: proxy.url });
+    reset();
+    const body = await new Promise<string>((resolve) => {
+      const req = httpRequest({ host: 'not a host', port: plainPort, path: '/', agent, timeout: 5_000 }, (res) => {
+        let b = '';
+        res.on('data', (d) => (b += d));
+        res.on('end', () => resolve(b));
+      });
+      req.on('error', (err: NodeJS.ErrnoException) => resolve(`error ${err.code ?? err.message}`));
+      req.end();
+    });
+    expect(body).toBe(`plain not a host:${plainPort}`);
+    expect(proxy.tunnels).toEqual([]);
+    agent.destroy();
+  });
+
   it('reports a refused tunnel as a request error', async () => {
     const agent = new RoutingHttpAgent({}, { HTTP_PROXY: proxy.url });
     proxy.refuse = true;
