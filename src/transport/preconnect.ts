@@ -7,7 +7,7 @@ import type { Agent as HttpAgent, AgentOptions } from 'node:http';
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
-import { proxyFor, RoutingHttpAgent, RoutingHttpsAgent, type TunnelListener } from './proxy.ts';
+import { connectionTarget, proxyFor, RoutingHttpAgent, RoutingHttpsAgent, type Callback, type ConnectArgs, type TunnelListener } from './proxy.ts';
 import { trustOptions } from './tls-context.ts';
 
 export class Preconnection {
@@ -110,19 +110,6 @@ export function dataChannelPreconnection(streamUrl: string, allowInsecure: boole
   return new Preconnection(url, ca);
 }
 
-type Callback = ((err: Error | null, stream: Duplex) => void) | undefined;
-type ConnectArgs = ConnectionOptions & { host?: string | null; port?: number | string | null };
-
-/** The origin (URL.origin form) a node agent's connection options lead to. */
-function originOf(secure: boolean, options: ConnectArgs): string | undefined {
-  const host = options.host ?? 'localhost';
-  try {
-    return new URL(`${secure ? 'https' : 'http'}://${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${Number(options.port) || (secure ? 443 : 80)}`).origin;
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * An http(s) agent whose first connection to `pre`'s origin is `pre`'s, once it is set
  * (it may come after the agent is made); every other connection is its own, routed as
@@ -136,7 +123,7 @@ export function agentWithPreconnection(
 ): { agent: HttpAgent; use(pre: Preconnection): void; discard(): void } {
   let pending: Preconnection | undefined;
   const takeFor = (options: ConnectArgs): Socket | undefined => {
-    const origin = pending && originOf(secure, options);
+    const origin = pending && connectionTarget(secure, options)?.origin;
     const socket = origin ? pending?.takeIfTo(origin) : undefined;
     if (socket) {
       pending = undefined;

@@ -69,7 +69,7 @@ function bypassed(target: URL, noProxy: string): boolean {
   return false;
 }
 
-type Callback = ((err: Error | null, stream: Duplex) => void) | undefined;
+export type Callback = ((err: Error | null, stream: Duplex) => void) | undefined;
 
 /** A tunnel failure, coded so that callers treat it as the network error it is. */
 function tunnelError(message: string): Error {
@@ -96,27 +96,35 @@ function tunnel(proxy: URL, host: string, port: number, cb: (err: Error | null, 
   req.end();
 }
 
-type ConnectArgs = ConnectionOptions & { host?: string | null; port?: number | string | null };
+/** What node's agents pass to createConnection, as far as it matters here. */
+export type ConnectArgs = ConnectionOptions & { host?: string | null; port?: number | string | null };
 
 /** Called with the host:port and the proxy of each connection that goes through one. */
 export type TunnelListener = (target: string, proxy: URL) => void;
 
+/** The URL (scheme, host and port) a node agent's connection leads to; undefined when no URL can hold its host. */
+export function connectionTarget(secure: boolean, options: ConnectArgs): URL | undefined {
+  const host = options.host || 'localhost';
+  try {
+    return new URL(`${secure ? 'https' : 'http'}://${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${Number(options.port) || (secure ? 443 : 80)}`);
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Where a node agent's connection goes through a proxy: the proxy and the host and port
- * to ask it for (told to `onTunnel`); undefined for a direct connection.
+ * to ask it for (told to `onTunnel`); undefined for a direct connection, also for a host
+ * no URL can hold (the direct connection reports it).
  */
 function routeOf(secure: boolean, options: ConnectArgs, env: NodeJS.ProcessEnv, onTunnel: TunnelListener | undefined): { proxy: URL; host: string; port: number } | undefined {
+  const target = connectionTarget(secure, options);
+  const proxy = target && proxyFor(target, env);
+  if (!proxy) return undefined;
   const host = options.host || 'localhost';
   const port = Number(options.port) || (secure ? 443 : 80);
-  let target: URL;
-  try {
-    target = new URL(`${secure ? 'https' : 'http'}://${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${port}`);
-  } catch {
-    return undefined; // not a host name: the direct connection reports it
-  }
-  const proxy = proxyFor(target, env);
-  if (proxy) onTunnel?.(`${host}:${port}`, proxy);
-  return proxy && { proxy, host, port };
+  onTunnel?.(`${host}:${port}`, proxy);
+  return { proxy, host, port };
 }
 
 type CreateConnection = (options: ConnectArgs, cb?: Callback) => Duplex | undefined;
