@@ -186,7 +186,9 @@ export async function createSsmApi(cfg: SsmConfig): Promise<SsmApi> {
   // it will go and no proxy is in the way; where we could not tell, once the SDK has
   // resolved the region. Only the StartSession/ResumeSession client's agent uses it (the
   // SDK's defaults otherwise: keep-alive, 50 sockets).
-  const apiConnection = agentWithPreconnection(secureEndpoint, { keepAlive: true, maxSockets: 50, ...trustOptions(ca) }, () => logger.trace('SSM API: using the connection opened ahead'), onTunnel);
+  // Given the CA bundle itself, not its context: that comes with the first connection (RoutingHttpsAgent).
+  const trust = ca !== undefined ? { ca } : {};
+  const apiConnection = agentWithPreconnection(secureEndpoint, { keepAlive: true, maxSockets: 50, ...trust }, () => logger.trace('SSM API: using the connection opened ahead'), onTunnel);
   const openApiConnection = (region: string | undefined): boolean => {
     const origin = expectedApiOrigin(region, cfg.endpointUrl);
     if (!origin || proxyFor(new URL(origin))) return false;
@@ -230,7 +232,7 @@ export async function createSsmApi(cfg: SsmConfig): Promise<SsmApi> {
 
   // The other clients (TerminateSession's, the credential chain's STS and SSO): node's
   // agents unless a proxy or a CA bundle needs ours.
-  const httpsAgent = proxies ? new RoutingHttpsAgent({ keepAlive: true, ...trustOptions(ca) }, process.env, onTunnel) : ca !== undefined ? { keepAlive: true, ...trustOptions(ca) } : undefined;
+  const httpsAgent = proxies ? new RoutingHttpsAgent({ keepAlive: true, ...trust }, process.env, onTunnel) : ca !== undefined ? { keepAlive: true, ...trustOptions(ca) } : undefined;
   const httpAgent = proxies ? new RoutingHttpAgent({ keepAlive: true }, process.env, onTunnel) : undefined;
   const requestHandler = (requestMs: number) => ({
     connectionTimeout: timeouts.connectMs,

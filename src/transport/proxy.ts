@@ -8,6 +8,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { ExitCode, ProxyError } from '../cli/exit-codes.ts';
+import { trustOptions } from './tls-context.ts';
 
 /** The proxy to use for `target`, or undefined for a direct connection. */
 export function proxyFor(target: URL, env: NodeJS.ProcessEnv = process.env): URL | undefined {
@@ -159,7 +160,10 @@ export class RoutingHttpsAgent extends HttpsAgent {
   ) {
     super(options);
   }
-  override createConnection(options: ConnectArgs, cb?: Callback): Duplex | undefined {
+  override createConnection(args: ConnectArgs, cb?: Callback): Duplex | undefined {
+    // A CA bundle's context (tls-context.ts) is made by the first connection that needs it,
+    // not with the agent: a connection opened ahead starts its TCP handshake before it.
+    const options = typeof args.ca === 'string' && args.secureContext === undefined ? { ...args, ...trustOptions(args.ca) } : args;
     const route = routeOf(true, options, this.env, this.onTunnel);
     if (!route) return (super.createConnection as CreateConnection)(options, cb);
     const { host } = route;
