@@ -244,7 +244,10 @@ export class AgentSession {
     if (this.connects === 1) {
       this.channel.startHandshake(now);
       this.mark('handshake-request');
-      this.setTimer(this.gw.opts.handshakeTimeoutMs, () => {
+      // The real agent starts the session, and this clock, when StartSession is called, and
+      // the clock keeps running while the client is late to connect (§6.5).
+      const late = Math.max(0, this.gw.opts.registry.now() - this.record.createdAt);
+      this.setTimer(Math.max(0, this.gw.opts.handshakeTimeoutMs - late), () => {
         if (!this.channel.ready && !this.ended) {
           this.endSession('failed', 'Handshake timed out. Please ensure that you have the latest version of the session manager plugin.', 'handshake timeout');
         }

@@ -180,6 +180,18 @@ describe('handshake and the agent dial', () => {
     expect(closed.output).toMatch(/^Handshake timed out/);
     expect(s.registry.get(t.sessionId)!.state).toBe('terminated');
   });
+
+  it('the handshake clock starts with the session, not when the client connects late (§6.5)', async () => {
+    const s = await another({ handshakeTimeoutMs: 1000 });
+    const t = await startSession(s, TARGET, echo.port);
+    await new Promise((r) => setTimeout(r, 800));
+    const c = await raw(t);
+    const t0 = performance.now();
+    const closed = await c.waitChannelClosed(3000);
+    expect(closed.output).toMatch(/^Handshake timed out/);
+    // ~200 ms were left of the 1000 when the client attached, not another 1000.
+    expect(performance.now() - t0).toBeLessThan(900);
+  });
 });
 
 describe('how sessions end: channel_closed', () => {
