@@ -219,9 +219,9 @@ export function classifyAwsError(err: unknown, ctx: AwsErrorContext): ProxyError
   }
 
   const status = f.httpStatus !== undefined ? `HTTP ${f.httpStatus} ` : '';
-  const advice =
-    f.httpStatus !== undefined && f.httpStatus >= 500 ? 'the service had a problem; try again shortly' : 'run with -vv for details';
-  return make(ExitCode.Failure, `${ctx.operation} failed: ${status}${withDetail(f.code, f.message)}; ${advice}`);
+  const serviceFault = f.httpStatus !== undefined && f.httpStatus >= 500;
+  const advice = serviceFault ? 'the service had a problem; try again shortly' : 'run with -vv for details';
+  return new ProxyError(ExitCode.Failure, oneLine(redact(`${ctx.operation} failed: ${status}${withDetail(f.code, f.message)}; ${advice}`)), f.code, { cause: err, serviceFault });
 }
 
 function credentialMessage(f: ErrorFacts, profile: string | undefined): string {
@@ -254,6 +254,6 @@ function credentialMessage(f: ErrorFacts, profile: string | undefined): string {
  * network trouble). Credential, permission and not-found errors are not.
  */
 export function isTransientAwsError(err: ProxyError): boolean {
-  if (err.exitCode === ExitCode.Network) return true;
+  if (err.exitCode === ExitCode.Network || err.serviceFault) return true;
   return err.code !== undefined && TRANSIENT_CODES.has(err.code);
 }

@@ -76,12 +76,15 @@ export class ProxyError extends Error {
   readonly exitCode: number;
   /** AWS error code or internal code, for logs and for callers that branch on it. */
   readonly code?: string;
+  /** A fault on the service's side (HTTP 5xx) that may pass: worth another try in a retry loop. */
+  readonly serviceFault: boolean;
 
-  constructor(exitCode: number, message: string, code?: string, options?: { cause?: unknown }) {
+  constructor(exitCode: number, message: string, code?: string, options?: { cause?: unknown; serviceFault?: boolean }) {
     super(message, options);
     this.name = 'ProxyError';
     this.exitCode = exitCode;
     this.code = code;
+    this.serviceFault = options?.serviceFault ?? false;
   }
 }
 

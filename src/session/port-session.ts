@@ -7,6 +7,7 @@ import { ReliableChannel, type ChannelEvent } from '../channel/channel.ts';
 import { PayloadFlag, TERMINATE_FLAG_MIN_AGENT_EXCLUSIVE } from '../protocol/constants.ts';
 import { versionGreaterThan } from '../protocol/version.ts';
 import { ExitCode, ProxyError, SIGNAL_EXIT_BASE, SIGNAL_NUMBERS } from '../cli/exit-codes.ts';
+import { isTransientAwsError } from '../aws/errors.ts';
 import type { Logger } from '../cli/log.ts';
 import { DeadlineTimer } from '../transport/deadline-timer.ts';
 import { WebSocketLink } from '../transport/websocket-link.ts';
@@ -71,6 +72,24 @@ interface Outcome {
 
 const HEAP_CHECK_EVERY = 1024 * 1024;
 /**
+ * A data channel that fails before the handshake is retried (ResumeSession, new websocket)
+ * for this long after the session started, at most: the agent gives the client 15 s from
+ * the session's start to answer its HandshakeRequest (PROTOCOL.md §6.5), so a channel
+ * opened later would only meet a failed session.
+ */
+const SETUP_RETRY_MS = 15_000;
+
+/** Whether a failed ResumeSession or websocket open may succeed if tried again. */
+function worthRetrying(err: unknown): boolean {
+  if (!(err instanceof ProxyError)) return true;
+  // A certificate nobody vouches for will not be trusted a second later.
+  return err.code !== 'WebSocketTlsUntrusted' && isTransientAwsError(err);
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+/**
  * Output waiting for ssh beyond which the websocket is no longer read. Pausing at
  * stdout's own 16 KiB mark stopped and restarted the socket on almost every batch
  * of frames while ssh was keeping up.
@@ -93,6 +112,8 @@ export class PortSession {
   private terminating = false;
   private finished = false;
   private reconnecting = false;
+  /** The deadline and backoff that every loss before the handshake shares (see reconnect). */
+  private setupRetry: { deadline: number; delay: number } | undefined;
   private signalsReceived = 0;
   private sawHandshake = false;
   private readonly started = monotonicMs();
@@ -152,17 +173,35 @@ export class PortSession {
     try {
       await this.link.connect(this.o.streamUrl, this.o.tokenValue, this.o.preconnection);
     } catch (err) {
-      this.finish(err instanceof ProxyError ? { code: err.exitCode, message: err.message } : { code: ExitCode.Network, message: String(err) });
+      // Connection loss like any other (PROTOCOL.md §11.6), within the handshake's time.
+      if (worthRetrying(err)) void this.reconnect(messageOf(err), err);
+      else this.abandon(err instanceof ProxyError ? { code: err.exitCode, message: err.message } : { code: ExitCode.Network, message: messageOf(err) });
       return done;
     }
+    this.linkUp();
+    return done;
+  }
+
+  /** A websocket is open (the first, or one after a reconnect): frames may flow. */
+  private linkUp(): void {
     this.channel.setConnected(true, this.now());
     this.flush();
+    if (this.handshakeTimer || this.channel.ready || this.finished) return;
     this.handshakeTimer = setTimeout(() => {
       if (!this.channel.ready) {
         void this.terminate({ code: ExitCode.Protocol, message: `no handshake from the SSM agent within ${Math.round(this.handshakeTimeoutMs / 1000)} s; check that the agent on the target is running and up to date` }, 'handshake timeout');
       }
     }, this.handshakeTimeoutMs);
-    return done;
+  }
+
+  /**
+   * Ends a session the service still holds open: the TerminateSession API (best effort,
+   * bounded) so that it does not linger until the idle timeout, then the outcome.
+   */
+  private abandon(outcome: Outcome): void {
+    // A terminate procedure under way makes the API call itself once this ends its waits.
+    if (this.terminating) this.finish(outcome);
+    else void this.terminate(outcome, 'giving up', false, false);
   }
 
   private get handshakeTimeoutMs(): number {
@@ -397,18 +436,38 @@ export class PortSession {
     this.channel.setConnected(false, this.now());
     this.log.debug(`data channel lost: ${why}`);
     if (this.channel.closed) return;
-    if (!this.sawHandshake) {
-      this.finish({ code: ExitCode.Network, message: `the Session Manager data channel closed during setup (${why}); retry, and check network access to ssmmessages` });
-      return;
-    }
-    this.reconnecting = true;
+    await this.reconnect(why);
+  }
+
+  /**
+   * ResumeSession and a new websocket, with backoff, until one works or the budget is
+   * spent (§11.6); a working websocket resets both. Before the handshake, a websocket
+   * that opens is no success yet: every loss until then shares one budget, which ends
+   * SETUP_RETRY_MS after the start, and one backoff. `openError` is the first websocket's
+   * failure to open, if that is what brought us here.
+   */
+  private async reconnect(why: string, openError?: unknown): Promise<void> {
+    if (this.finished || this.reconnecting) return;
+    const setup = !this.sawHandshake;
     const budget = this.o.reconnectBudgetMs ?? 300_000;
-    const deadline = this.now() + budget;
-    let delay = 500;
+    const retry = setup ? (this.setupRetry ??= { deadline: Math.min(this.now() + budget, this.started + SETUP_RETRY_MS), delay: 0 }) : { deadline: this.now() + budget, delay: 0 };
+    const gaveUp = (last: string): Outcome => {
+      if (openError instanceof ProxyError) return { code: openError.exitCode, message: openError.message };
+      if (setup) return { code: ExitCode.Network, message: `the Session Manager data channel closed during setup (${last}); retry, and check network access to ssmmessages` };
+      return { code: ExitCode.ConnectionLost, message: `lost the connection to Session Manager and could not resume within ${Math.round(budget / 1000)} s (${last}); check your network` };
+    };
+    this.reconnecting = true;
     let url = this.o.streamUrl;
     let lastError = why;
     try {
       for (let attempt = 1; !this.finished; attempt++) {
+        // The first attempt goes at once, unless a websocket opened since the handshake-less start has just failed again.
+        if (this.now() + retry.delay >= retry.deadline) break;
+        if (retry.delay > 0) {
+          await new Promise((r) => setTimeout(r, retry.delay * (0.8 + Math.random() * 0.4)));
+          if (this.finished) return;
+        }
+        retry.delay = retry.delay === 0 ? 500 : Math.min(retry.delay * 2, 10_000);
         const pre = this.openAhead(url);
         try {
           const r = await this.o.api.resumeSession(this.o.sessionId);
@@ -426,27 +485,25 @@ export class PortSession {
           if (this.stdoutBlocked) this.link.pauseReading();
           this.stats.reconnects++;
           this.log.debug(`data channel resumed after ${attempt} attempt(s)`);
-          this.channel.setConnected(true, this.now());
-          this.flush();
+          this.linkUp();
           return;
         } catch (err) {
-          if (err instanceof ProxyError && err.exitCode !== ExitCode.Network) {
-            this.finish({ code: err.exitCode === ExitCode.ConnectionLost ? ExitCode.ConnectionLost : err.exitCode, message: `cannot resume the session: ${err.message}` });
+          if (err instanceof ProxyError && err.exitCode === ExitCode.ConnectionLost) {
+            // The session no longer exists: nothing is left to terminate.
+            this.finish({ code: ExitCode.ConnectionLost, message: `cannot resume the session: ${err.message}` });
             return;
           }
-          lastError = err instanceof Error ? err.message : String(err);
+          if (!worthRetrying(err)) {
+            this.abandon({ code: err instanceof ProxyError ? err.exitCode : ExitCode.Failure, message: `cannot resume the session: ${messageOf(err)}` });
+            return;
+          }
+          lastError = messageOf(err);
           this.log.debug(`resume attempt ${attempt} failed: ${lastError}`);
         } finally {
           pre?.discard(); // a no-op once the websocket took it
         }
-        if (this.now() + delay > deadline) break;
-        const jittered = delay * (0.8 + Math.random() * 0.4);
-        await new Promise((r) => setTimeout(r, jittered));
-        delay = Math.min(delay * 2, 10_000);
       }
-      if (!this.finished) {
-        this.finish({ code: ExitCode.ConnectionLost, message: `lost the connection to Session Manager and could not resume within ${Math.round(budget / 1000)} s (${lastError}); check your network` });
-      }
+      if (!this.finished) this.abandon(gaveUp(lastError));
     } finally {
       this.reconnecting = false;
     }

@@ -45,6 +45,8 @@ class OpenFailure extends Error {
 
 /** Largest message accepted from the service; its frames are a few KiB. */
 const MAX_MESSAGE = 16 * 1024 * 1024;
+/** Node's codes for a certificate chain or name that TLS verification refused. */
+const UNTRUSTED_CERTIFICATE = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER/;
 
 export interface LinkEvents {
   message: [Buffer];
@@ -129,17 +131,20 @@ export class WebSocketLink extends EventEmitter<LinkEvents> {
       ws.binaryType = 'nodebuffer';
       let settled = false;
       const where = `${url.protocol}//${url.host}`;
-      const fail = (why: string, answered: boolean) => {
+      const fail = (why: string, answered: boolean, errCode?: unknown) => {
         if (settled) return;
         settled = true;
         ws.removeAllListeners();
         ws.on('error', () => {});
         ws.terminate();
-        const reason = new ProxyError(ExitCode.Network, `cannot open the Session Manager data channel at ${where}: ${why}; check your network, proxy and firewall settings for ssmmessages`, 'WebSocketOpenFailed');
+        const untrusted = typeof errCode === 'string' && UNTRUSTED_CERTIFICATE.test(errCode);
+        const reason = untrusted
+          ? new ProxyError(ExitCode.Network, `cannot open the Session Manager data channel at ${where}: its TLS certificate is not trusted (${errCode}: ${why}); if a proxy inspects TLS, pass its CA certificate with --ca-bundle or AWS_CA_BUNDLE`, 'WebSocketTlsUntrusted')
+          : new ProxyError(ExitCode.Network, `cannot open the Session Manager data channel at ${where}: ${why}; check your network, proxy and firewall settings for ssmmessages`, 'WebSocketOpenFailed');
         reject(new OpenFailure(reason, why, answered));
       };
       ws.once('unexpected-response', (_req, res) => fail(`the service answered HTTP ${res.statusCode}${res.statusMessage ? ` ${res.statusMessage}` : ''}`, true));
-      ws.once('error', (err) => fail(err.message || String(err), false));
+      ws.once('error', (err) => fail(err.message || String(err), false, (err as NodeJS.ErrnoException).code));
       ws.once('close', (code, reason) => fail(`closed before opening (code ${code}${reason.length ? `, ${reason.toString()}` : ''})`, false));
       ws.once('open', () => {
         if (settled) return;

@@ -146,6 +146,13 @@ describe('classifyAwsError: service errors', () => {
     expect(isTransientAwsError(err)).toBe(true);
   });
 
+  it('an unknown code with HTTP 5xx is a fault on the service side, worth retrying', () => {
+    const err = classifyAwsError(serviceError('SomethingBroke', 'down for a moment', 503), start);
+    expect(err.exitCode).toBe(ExitCode.Failure);
+    expect(err.message).toBe('StartSession failed: HTTP 503 SomethingBroke: down for a moment; the service had a problem; try again shortly');
+    expect(isTransientAwsError(err)).toBe(true);
+  });
+
   it('unknown codes -> 1 with the code and message', () => {
     const err = classifyAwsError(serviceError('WeirdException', 'odd\nthing', 409), start);
     expect(err.exitCode).toBe(ExitCode.Failure);

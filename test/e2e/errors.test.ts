@@ -31,6 +31,12 @@ beforeAll(async () => {
     issuedTokens.push(r.token);
     return r;
   };
+  const resume = registry.resume.bind(registry);
+  registry.resume = (...args: Parameters<SessionRegistry['resume']>) => {
+    const r = resume(...args);
+    if ('token' in r) issuedTokens.push(r.token);
+    return r;
+  };
   api = new FakeSsmApi({
     registry,
     targets: { 'i-0123456789abcdef0': { port: 22 }, 'i-0000000000000dead': { port: 22 }, 'i-0000000000000403': { port: 22 } },
@@ -111,20 +117,34 @@ describe('errors a person can act on', () => {
     expectOneLine(r.stderr, /cannot reach the SSM endpoint/);
   });
 
-  it('websocket refused: exit 6', async () => {
-    const r = await runProxy(['i-0123456789abcdef0', '22'], env(), { keepStdinOpen: true, timeoutMs: 15_000 });
+  // A websocket that cannot be opened is connection loss (PROTOCOL.md §11.6): retried with
+  // ResumeSession until the handshake's time runs out (here the shorter reconnect budget),
+  // then the session is terminated so that it does not linger on the service's side.
+  function expectRetriedThenTerminated(calls: { operation: string }[]) {
+    const ops = calls.map((c) => c.operation);
+    expect(ops[0]).toBe('StartSession');
+    expect(ops.filter((o) => o === 'ResumeSession').length).toBeGreaterThanOrEqual(2);
+    expect(ops.at(-1)).toBe('TerminateSession');
+    expect(ops.filter((o) => o === 'TerminateSession')).toHaveLength(1);
+  }
+
+  it('websocket refused: retried, then exit 6 and the session terminated', async () => {
+    const before = api.calls.length;
+    const r = await runProxy(['i-0123456789abcdef0', '22'], env({ SSM_PROXY_RECONNECT_FOR: '2' }), { keepStdinOpen: true, timeoutMs: 15_000 });
     expect(r.code).toBe(6);
     expect(r.stdout.length).toBe(0);
-    expectOneLine(r.stderr, /data channel/);
+    expectOneLine(r.stderr, /cannot open the Session Manager data channel at ws:\/\/127\.0\.0\.1:\d+: .*ECONNREFUSED/);
+    expectRetriedThenTerminated(api.calls.slice(before));
   });
 
-  it('websocket upgrade answered with HTTP 403: exit 6', async () => {
+  it('websocket upgrade answered with HTTP 403: retried, then exit 6 and the session terminated', async () => {
     const refusing = new FakeSsmApi({ registry: new SessionRegistry(), streamUrl: (id) => `ws://127.0.0.1:${refuserPort}/v1/data-channel/${id}` });
     await refusing.listen();
     try {
-      const r = await runProxy(['i-0123456789abcdef0', '22'], env({ AWS_ENDPOINT_URL_SSM: refusing.url }), { keepStdinOpen: true, timeoutMs: 15_000 });
+      const r = await runProxy(['i-0123456789abcdef0', '22'], env({ AWS_ENDPOINT_URL_SSM: refusing.url, SSM_PROXY_RECONNECT_FOR: '2' }), { keepStdinOpen: true, timeoutMs: 15_000 });
       expect(r.code).toBe(6);
       expectOneLine(r.stderr, /HTTP 403/);
+      expectRetriedThenTerminated(refusing.calls);
     } finally {
       await refusing.close();
     }
@@ -132,9 +152,10 @@ describe('errors a person can act on', () => {
 
   it('never prints the session token or secret key, even at -vvv', async () => {
     const before = issuedTokens.length;
-    const r = await runProxy(['-vvv', 'i-0123456789abcdef0', '22'], env(), { keepStdinOpen: true, timeoutMs: 15_000 });
+    const r = await runProxy(['-vvv', 'i-0123456789abcdef0', '22'], env({ SSM_PROXY_RECONNECT_FOR: '2' }), { keepStdinOpen: true, timeoutMs: 15_000 });
     expect(r.code).toBe(6);
-    expect(issuedTokens.length).toBe(before + 1);
+    // StartSession's token and those of the ResumeSession retries.
+    expect(issuedTokens.length).toBeGreaterThanOrEqual(before + 3);
     expect(r.stderr.split('\n').length).toBeGreaterThan(2); // -vvv did log
     for (const t of issuedTokens) expect(r.stderr).not.toContain(t);
     expect(r.stderr).not.toContain(TEST_CREDENTIALS.secretAccessKey);

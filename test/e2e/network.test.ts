@@ -115,6 +115,41 @@ describe('network trouble', () => {
     }
   });
 
+  it('a websocket upgrade refused during setup is retried with ResumeSession, and the session then runs', async () => {
+    const r = await rig(sshd, { profile: 'service', faults: { refuseUpgrades: 2 } });
+    try {
+      const res = await r.ssh([TARGET, 'echo ok']);
+      expect(res.stderr).toBe('');
+      expect(res.code).toBe(0);
+      expect(res.stdout.toString()).toBe('ok\n');
+      expect(r.sim.gateway.upgradesRefused).toBe(2);
+      // One ResumeSession (a fresh token) per new websocket; the first token was never used.
+      expect(r.sim.api.count('ResumeSession')).toBe(2);
+      expect(r.sim.totalViolations()).toBe(0);
+    } finally {
+      await r.close();
+    }
+  });
+
+  it('ResumeSession answering HTTP 500 beyond the SDK\'s own retries does not end the session (§11.6: 5xx is retried)', async () => {
+    const r = await rig(sshd, { profile: 'unlimited', faults: { closeClient: { afterBytes: 256 * 1024, mode: 'terminate' } } }, ['--frame-rate', '0']);
+    try {
+      // The SDK makes three attempts per call: the first call fails outright, the second
+      // call's last attempt succeeds.
+      r.sim.api.injectNext('ResumeSession', { error: 'InternalServerError', message: 'boom', status: 500 }, 5);
+      const data = randomBytes(1 * MiB);
+      const res = await r.ssh([TARGET, 'sha256sum'], { input: data });
+      expect(res.stderr).toBe('');
+      expect(res.code).toBe(0);
+      expect(res.stdout.toString().split(' ')[0]).toBe(sha256(data));
+      const resumes = r.sim.api.calls.filter((c) => c.operation === 'ResumeSession');
+      expect(resumes.map((c) => c.status)).toEqual([500, 500, 500, 500, 500, 200]);
+      expect(r.sim.totalViolations()).toBe(0);
+    } finally {
+      await r.close();
+    }
+  });
+
   it('survives the periodic websocket recycle (close 1000 "Bye")', async () => {
     const r = await rig(sshd, { profile: 'unlimited', recycleMs: 400 }, ['--frame-rate', '0']);
     try {

@@ -44,12 +44,16 @@ function oneLine(stderr: string): string {
 }
 
 describe('a service that misbehaves', () => {
-  it('websocket closed during setup: exit 6', async () => {
+  it('websocket closed during setup: retried with ResumeSession, then exit 6 and the session terminated', async () => {
     behaviour = (ws) => ws.close(1011, 'internal error');
-    const r = await runProxy(['i-0123456789abcdef0'], env, { keepStdinOpen: true, timeoutMs: 15_000 });
+    const before = api.calls.length;
+    const r = await runProxy(['i-0123456789abcdef0'], { ...env, SSM_PROXY_RECONNECT_FOR: '2' }, { keepStdinOpen: true, timeoutMs: 15_000 });
     expect(r.code).toBe(6);
     expect(r.stdout.length).toBe(0);
-    expect(oneLine(r.stderr)).toMatch(/data channel closed during setup/);
+    expect(oneLine(r.stderr)).toMatch(/data channel closed during setup \(websocket closed \(code 1011, internal error\)\)/);
+    const ops = api.calls.slice(before).map((c) => c.operation);
+    expect(ops.filter((o) => o === 'ResumeSession').length).toBeGreaterThanOrEqual(2);
+    expect(ops.at(-1)).toBe('TerminateSession');
   });
 
   it('a shell session instead of a Port session: exit 8 (handshake refused with a reason)', async () => {

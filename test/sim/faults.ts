@@ -62,6 +62,11 @@ export interface FaultConfig {
   pauseClient?: { everyMs?: number; firstAtMs?: number; forMs: number; times?: number };
   /** Longest time a reordered frame is held. Default 200 ms. */
   holdMaxMs?: number;
+  /**
+   * The gateway answers this many websocket upgrades (counted over the whole simulator)
+   * with HTTP 503 before it accepts any: an HTTP upgrade failure (§11.6 step 1).
+   */
+  refuseUpgrades?: number;
 }
 
 export type FaultAction =

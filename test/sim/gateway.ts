@@ -74,6 +74,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   readonly sessions = new Map<string, AgentSession>();
   /** For each websocket upgrade request, how long (ms) after its TCP connection was accepted it came. */
   readonly upgradeAges: number[] = [];
+  /** Upgrades answered 503 by the refuseUpgrades fault so far. */
+  upgradesRefused = 0;
   private server?: Server;
   private readonly wss: WebSocketServer;
   private readonly conns = new Set<ClientConn>();
@@ -167,6 +169,10 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     const reject = (status: string) => {
       socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     };
+    if (this.upgradesRefused < (this.opts.faults.refuseUpgrades ?? 0)) {
+      this.upgradesRefused++;
+      return reject('503 Service Unavailable');
+    }
     if (!m) return reject('404 Not Found');
     if (u.searchParams.get('role') !== 'publish_subscribe') return reject('400 Bad Request');
     let sessionId: string;

@@ -33,8 +33,20 @@ function link(ca?: string) {
 }
 
 describe('WebSocketLink TLS', () => {
-  it('refuses a certificate it cannot verify (exit 6)', async () => {
-    await expect(link().connect(url, 'token')).rejects.toMatchObject({ exitCode: 6 });
+  it('refuses a certificate it cannot verify (exit 6), as such: the session does not retry it', async () => {
+    await expect(link().connect(url, 'token')).rejects.toMatchObject({
+      exitCode: 6,
+      code: 'WebSocketTlsUntrusted',
+      message: expect.stringMatching(/^cannot open the Session Manager data channel at wss:\/\/127\.0\.0\.1:\d+: its TLS certificate is not trusted \(DEPTH_ZERO_SELF_SIGNED_CERT: .*--ca-bundle or AWS_CA_BUNDLE$/),
+    });
+  });
+
+  it('a refused connection is an ordinary open failure, worth retrying', async () => {
+    const closed = createServer();
+    await new Promise<void>((res) => closed.listen(0, '127.0.0.1', res));
+    const port = (closed.address() as { port: number }).port;
+    await new Promise((res) => closed.close(res));
+    await expect(link().connect(`wss://127.0.0.1:${port}/v1/data-channel/s?role=publish_subscribe`, 'token')).rejects.toMatchObject({ exitCode: 6, code: 'WebSocketOpenFailed' });
   });
 
   it('accepts it with the CA bundle, and sends OpenDataChannel first', async () => {
