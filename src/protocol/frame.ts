@@ -257,15 +257,20 @@ export function decodeFrame(buf: Buffer): Result<Frame> {
   const seqOk = seqHigh >= 0 && seq <= Number.MAX_SAFE_INTEGER;
   if (!lenient) {
     if (createdDate === 0) return fail('createdDate', 'is zero');
-    if (seqHigh < 0) return fail('sequenceNumber', `${buf.readBigInt64BE(48)} is negative`);
-    if (!seqOk) return fail('sequenceNumber', `${buf.readBigInt64BE(48)} is out of range`);
+    // channel_closed is handled whatever its sequence number, which the service sets (§5.3, §16).
+    if (messageType !== MessageType.ChannelClosed) {
+      if (seqHigh < 0) return fail('sequenceNumber', `${buf.readBigInt64BE(48)} is negative`);
+      if (!seqOk) return fail('sequenceNumber', `${buf.readBigInt64BE(48)} is out of range`);
+    }
   }
   const payload = inBounds ? buf.subarray(headerLength + 4) : buf.subarray(buf.length);
   const payloadLength = readU32(buf, 116);
   if (payloadLength !== payload.length) (warnings ??= []).push('payloadLength');
   const flagsHigh = readU32(buf, 56);
   const flagsLow = readU32(buf, 60);
-  if (!lenient && (payload.length !== 0 || payloadLength !== 0)) {
+  // As the reference client: the digest is checked when PayloadLength is not 0 (§4.5).
+  // A frame that says 0 but carries bytes has a 'payloadLength' warning.
+  if (!lenient && payloadLength !== 0) {
     if (!digestFieldIs(buf, sha256Latin1(payload))) return fail('payloadDigest', 'does not match the SHA-256 of the payload');
   }
   return ok(

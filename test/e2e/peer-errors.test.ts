@@ -79,6 +79,24 @@ describe('a service that misbehaves', () => {
     expect(oneLine(r.stderr)).toMatch(/not a Port session/);
   });
 
+  it('a channel_closed with an irregular header (PayloadLength 0, no digest, sequence -1) still ends the session: exit 1 with its Output', async () => {
+    behaviour = (ws) => {
+      const payload = Buffer.from(JSON.stringify({ MessageId: '6a3e2f10-5b4c-4d8e-9f01-23456789abcd', CreatedDate: String(Date.now()), DestinationId: 'i-0123456789abcdef0', SessionId: 's', MessageType: 'channel_closed', SchemaVersion: 1, Output: 'Session terminated by the administrator' }));
+      const frame = encodeFrame({ messageType: 'channel_closed', createdDate: Date.now(), sequenceNumber: 0, flags: 0, payloadType: 0, payload });
+      frame.writeUInt32BE(0, 116); // PayloadLength
+      frame.fill(0, 80, 112); // PayloadDigest
+      frame.writeBigInt64BE(-1n, 48); // SequenceNumber
+      ws.send(frame);
+    };
+    const before = api.calls.length;
+    const r = await runProxy(['i-0123456789abcdef0'], env, { keepStdinOpen: true, timeoutMs: 15_000 });
+    expect(r.code).toBe(1);
+    expect(r.stdout.length).toBe(0);
+    expect(oneLine(r.stderr)).toMatch(/the session was closed by the service: Session terminated by the administrator/);
+    // The session is over: no ResumeSession, no TerminateSession (§5.3).
+    expect(api.calls.slice(before).map((c) => c.operation)).toEqual(['StartSession']);
+  });
+
   it('garbage frames are ignored, never a crash; then a silent agent hits the handshake timeout: exit 8', async () => {
     behaviour = (ws) => {
       ws.send(Buffer.from('not a frame at all'));

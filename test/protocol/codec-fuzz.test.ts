@@ -117,6 +117,30 @@ describe('decoder fuzz', () => {
     }
   });
 
+  it('checks the digest only when PayloadLength is not 0, as the reference client does (§4.5)', () => {
+    const b = encodeFrame({ messageType: 'output_stream_data', createdDate: 1, sequenceNumber: 3, flags: 0, messageId: '6a3e2f10-5b4c-4d8e-9f01-23456789abcd', payloadType: 1, payload: Buffer.from('hi') });
+    b.writeUInt32BE(0, 116);
+    b.fill(0, 80, 112);
+    const r = decodeFrame(b);
+    expect(r.ok).toBe(true);
+    if (r.ok) {
+      expect(r.value.payload.toString()).toBe('hi');
+      expect([...r.value.warnings]).toEqual(['payloadLength']);
+    }
+  });
+
+  it('takes channel_closed whatever its sequence number (the service sets it, §5.3)', () => {
+    const b = encodeFrame({ messageType: 'channel_closed', createdDate: 1, sequenceNumber: 0, flags: 0, messageId: '6a3e2f10-5b4c-4d8e-9f01-23456789abcd', payloadType: 0, payload: Buffer.from('{}') });
+    b.writeBigInt64BE(-1n, 48);
+    const r = decodeFrame(b);
+    expect(r.ok && r.value.messageType).toBe('channel_closed');
+    // A stream frame with that sequence number is still refused.
+    const d = encodeFrame({ messageType: 'output_stream_data', createdDate: 1, sequenceNumber: 0, flags: 0, messageId: '6a3e2f10-5b4c-4d8e-9f01-23456789abcd', payloadType: 1, payload: Buffer.from('x') });
+    d.writeBigInt64BE(-1n, 48);
+    const rd = decodeFrame(d);
+    expect(!rd.ok && rd.error.field).toBe('sequenceNumber');
+  });
+
   it('parses start/pause_publication leniently, even with a broken header', () => {
     const b = encodeFrame({ messageType: 'pause_publication', createdDate: 1, sequenceNumber: 0, flags: 0, messageId: '6a3e2f10-5b4c-4d8e-9f01-23456789abcd', payloadType: 0, payload: Buffer.alloc(0) });
     b.writeUInt32BE(0, 0);
