@@ -3,10 +3,10 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { ExitCode, ProxyError } from './exit-codes.ts';
 
-export type LogLevel = 'error' | 'warn' | 'info' | 'debug' | 'trace';
+export type LogLevel = 'error' | 'notice' | 'warn' | 'info' | 'debug' | 'trace';
 
 /** Verbosity (-v count) at which each level starts to show. */
-const LEVEL_VERBOSITY: Record<LogLevel, number> = { error: 0, warn: 1, info: 1, debug: 2, trace: 3 };
+const LEVEL_VERBOSITY: Record<LogLevel, number> = { error: 0, notice: 0, warn: 1, info: 1, debug: 2, trace: 3 };
 
 /** A log file is for after-the-fact diagnosis, so it records at least debug. */
 const LOG_FILE_MIN_VERBOSITY = LEVEL_VERBOSITY.debug;
@@ -19,6 +19,8 @@ const REDACTED = '<redacted>';
 
 export interface Logger {
   error(msg: string): void;
+  /** Not an error, but for the person at any verbosity: what the service asks us to show. */
+  notice(msg: string): void;
   warn(msg: string): void;
   info(msg: string): void;
   debug(msg: string): void;
@@ -77,7 +79,7 @@ export function formatErrorLine(message: string): string {
   return `${PREFIX}${oneLine(redact(message))}\n`;
 }
 
-const STDERR_TAG: Record<LogLevel, string> = { error: '', warn: 'warning: ', info: '', debug: 'debug: ', trace: 'trace: ' };
+const STDERR_TAG: Record<LogLevel, string> = { error: '', notice: '', warn: 'warning: ', info: '', debug: 'debug: ', trace: 'trace: ' };
 
 /** Throws ProxyError(Usage) when the log file cannot be opened. */
 export function createLogger(options: LoggerOptions): Logger {
@@ -137,6 +139,7 @@ export function createLogger(options: LoggerOptions): Logger {
 
   return {
     error: (msg) => log('error', msg),
+    notice: (msg) => log('notice', msg),
     warn: (msg) => log('warn', msg),
     info: (msg) => log('info', msg),
     debug: (msg) => log('debug', msg),
@@ -163,6 +166,7 @@ export function createLogger(options: LoggerOptions): Logger {
 /** A logger that drops everything; the default where logging is optional. */
 export const silentLogger: Logger = {
   error() {},
+  notice() {},
   warn() {},
   info() {},
   debug() {},

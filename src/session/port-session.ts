@@ -286,7 +286,8 @@ export class PortSession {
         if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
         this.stats.connectMs = this.now() - this.started;
         this.log.debug(`session ready after ${this.stats.connectMs.toFixed(0)} ms`);
-        if (e.customerMessage) this.log.info(e.customerMessage);
+        // Shown to the user (§6.4), on stderr: the reference printed it into the SSH stream.
+        if (e.customerMessage) this.log.notice(`message from the SSM agent: ${e.customerMessage}`);
         this.startStdin();
         break;
       case 'channel-closed':

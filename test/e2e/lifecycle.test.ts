@@ -114,6 +114,20 @@ describe('lifecycle', () => {
   });
 });
 
+describe("the agent's CustomerMessage (§6.4)", () => {
+  it('is shown on stderr at the default verbosity, one line, and never enters the SSH stream', async () => {
+    const kms = await startSimulator({ profile: 'service', customerMessage: 'This session is encrypted using AWS KMS.', targets: { [TARGET]: { port: sshd.port } } });
+    try {
+      const { result } = await endWith((c) => c.stdin!.end(), { sim: kms, env: simAwsEnv(kms) });
+      expect(result.code).toBe(0);
+      expect(result.stderr).toBe('ssm-proxy: message from the SSM agent: This session is encrypted using AWS KMS.\n');
+      expect(result.stdout.toString('latin1')).toMatch(/^SSH-2\.0-OpenSSH[^\n]*\r\n$/);
+    } finally {
+      await kms.close();
+    }
+  });
+});
+
 describe('agents that do not end the session on the TerminateSession flag', () => {
   // 2.3.740.0 acks the flag and ignores it (before 2.3.756.0); 2.3.700.0 is too old to be sent it (§9.5, §9.8).
   for (const [agentVersion, sendsFlag] of [

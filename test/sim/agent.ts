@@ -183,6 +183,7 @@ export class AgentSession {
       window: 100_000,
       maxPayload: Math.max(1, o.agentChunk),
       connected: true,
+      customerMessage: o.customerMessage ?? '',
     });
     // The agent leaves client data unacked until its dial to the target completes (Q32).
     this.channel.setConsumerReady(false, now);

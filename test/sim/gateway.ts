@@ -41,6 +41,8 @@ export interface GatewayOptions {
   sustain: { episodes: number; windowMs: number };
   /** The agent fails the session when no HandshakeResponse arrives in time (§6.5). */
   handshakeTimeoutMs: number;
+  /** CustomerMessage of the agent's HandshakeComplete. */
+  customerMessage?: string;
   /** After target EOF the agent waits this long for its frames to be acked (§9.6). */
   drainMs: number;
   /** Send start_publication to a client that reattaches (§16: unknown whether MGS does). */

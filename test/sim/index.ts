@@ -42,6 +42,8 @@ export interface SimOptions {
   /** Pause episodes within windowMs that end the session with "rate exceeded". Default 5 in 10 s. */
   sustain?: { episodes: number; windowMs: number };
   handshakeTimeoutMs?: number;
+  /** The agent's HandshakeComplete CustomerMessage (§6.4). Default ''. */
+  customerMessage?: string;
   drainMs?: number;
   startPublicationOnReattach?: boolean;
   region?: string;
@@ -101,6 +103,7 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
     penaltyMs: opts.penaltyMs ?? 1000,
     sustain: opts.sustain ?? { episodes: 5, windowMs: 10_000 },
     handshakeTimeoutMs: opts.handshakeTimeoutMs ?? 15_000,
+    customerMessage: opts.customerMessage ?? '',
     drainMs: opts.drainMs ?? 2000,
     startPublicationOnReattach: opts.startPublicationOnReattach ?? true,
     connectDelayMs: opts.latency?.connectMs ?? 0,
