@@ -811,7 +811,7 @@ export class AgentSession {
     this.mark('channel-closed', `${status}: ${reason}`);
     this.log(`session ended (${status}, ${reason})${output ? `: ${output}` : ''}`);
     this.clearTimers();
-    this.target?.destroy();
+    this.closeTarget();
     this.targetState = 'closed';
     const conn = this.conn;
     if (conn && conn.open) {
@@ -829,6 +829,23 @@ export class AgentSession {
     }
     this.gw.registry.terminate(this.id, status === 'success' ? reason : `failed: ${reason}`);
     this.gw.emit('session-ended', this.id);
+  }
+
+  /**
+   * The real agent closes its connection to the port, and what it wrote before (every
+   * byte it acked) still reaches the target, as close(2) does. Node would drop what is
+   * still queued in the socket (and this simulator's slow-target queue) on destroy().
+   */
+  private closeTarget(): void {
+    const target = this.target;
+    if (!target || target.destroyed) return;
+    for (const b of this.slowQueue) target.write(b);
+    this.slowQueue = [];
+    this.slowQueued = 0;
+    target.end();
+    const t = setTimeout(() => target.destroy(), 5000);
+    t.unref();
+    target.once('close', () => clearTimeout(t));
   }
 
   private clearTimers(): void {
