@@ -252,6 +252,10 @@ export class ReliableChannel {
   get unacked(): number {
     return this.sender.inflight.size;
   }
+  /** Unacked data frames. */
+  get unackedData(): number {
+    return this.sender.dataInflight;
+  }
   get pendingBytes(): number {
     return this.sender.pendingBytes;
   }

@@ -361,20 +361,46 @@ export class PortSession {
 
   // ---- termination (§10.2) ----
 
-  /** Resolves when `cond` holds, or early when the session is over either way. */
-  private waitFor(cond: () => boolean, timeoutMs: number): Promise<boolean> {
+  /**
+   * Resolves when `cond` holds, or early when the session is over either way; false after
+   * `timeoutMs`. With `remaining`, the time counts from the last time it went down: a wait
+   * for the agent to take our data ends when that stalls, not while it is being taken.
+   */
+  private waitFor(cond: () => boolean, timeoutMs: number, remaining?: () => number): Promise<boolean> {
     const over = () => this.finished || this.channel.closed;
     return new Promise((resolve) => {
       if (cond() || over()) return resolve(cond());
-      const t = setTimeout(() => resolve(false), timeoutMs);
+      let done = false;
+      let last = remaining?.() ?? 0;
+      let deadline = this.now() + timeoutMs;
+      const end = (value: boolean) => {
+        done = true;
+        clearTimeout(timer);
+        resolve(value);
+      };
+      const expire = () => {
+        const left = deadline - this.now();
+        if (left > 0) timer = setTimeout(expire, left);
+        else end(false);
+      };
+      let timer = setTimeout(expire, timeoutMs);
       const check = () => {
-        if (cond() || over()) {
-          clearTimeout(t);
-          resolve(cond());
-        } else this.waiters.push(check);
+        if (done) return;
+        if (cond() || over()) return end(cond());
+        const r = remaining?.();
+        if (r !== undefined && r < last) {
+          last = r;
+          deadline = this.now() + timeoutMs;
+        }
+        this.waiters.push(check);
       };
       this.waiters.push(check);
     });
+  }
+
+  /** Bytes from stdin the agent has not acknowledged: in unacked data frames (at most) and not yet framed. */
+  private undeliveredBytes(): number {
+    return this.channel.unackedData * this.o.maxPayload + this.channel.pendingBytes;
   }
 
   /** `graceful` false: the peer cannot take our data or our flag; only the API call is left. */
@@ -386,8 +412,10 @@ export class PortSession {
     if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
     const live = () => this.link.isOpen && !this.finished && !this.channel.closed;
     if (graceful && this.channel.ready && live()) {
+      // §10.2 waits up to 5 s (1 s on a signal) for the agent to take what stdin gave us;
+      // here that is 5 s without progress, so a slow target still gets all of it.
       const drainMs = bySignal ? (this.o.signalDrainTimeoutMs ?? 1_000) : (this.o.drainTimeoutMs ?? 5_000);
-      const drained = await this.waitFor(() => this.channel.unacked === 0 && this.channel.pendingBytes === 0, drainMs);
+      const drained = await this.waitFor(() => this.channel.unacked === 0 && this.channel.pendingBytes === 0, drainMs, bySignal ? undefined : () => this.undeliveredBytes());
       if (!drained) this.log.debug('terminating with data still unacknowledged');
       if (live() && versionGreaterThan(this.channel.agentVersion, TERMINATE_FLAG_MIN_AGENT_EXCLUSIVE)) {
         this.channel.sendFlag(PayloadFlag.TerminateSession, this.now());
@@ -403,6 +431,11 @@ export class PortSession {
     // be sent, was not taken (agents too old for it) or was lost.
     if (this.channel.closed) this.log.debug('session already closed by the service; no TerminateSession call');
     else await this.o.api.terminateSession(this.o.sessionId, this.o.terminateApiTimeoutMs ?? 3_000);
+    // An end that would report success must not hide data the target never got.
+    const lost = this.channel.ready ? this.undeliveredBytes() : 0;
+    if (outcome.code === ExitCode.Ok && lost > 0) {
+      outcome = { code: ExitCode.ConnectionLost, message: `the session ended before the SSM agent acknowledged the last data from stdin (up to ${lost} bytes); the target may not have received all of it` };
+    }
     this.finish(outcome);
   }
 

@@ -1,6 +1,8 @@
 // How ssm-proxy ends: stdin EOF, the signals ssh and users send, and a refused port.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
 import { startSshd, type SshdHandle } from './openssh.ts';
 import { startProxy, simAwsEnv, runProxy, type ProxyResult } from './proxy-process.ts';
 import { TARGET } from './ssh-helpers.ts';
@@ -111,6 +113,53 @@ describe('lifecycle', () => {
     const r = await within(done, 10_000, 'ssm-proxy exit');
     expect(r.code).toBe(0);
     expect(r.stderr).toBe('');
+  });
+});
+
+describe('stdin EOF with data still on its way', () => {
+  async function sinkServer() {
+    let received = 0;
+    const server = createServer((sock) => sock.on('data', (d) => (received += d.length)));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    return { port: (server.address() as { port: number }).port, received: () => received, close: () => server.close() };
+  }
+
+  // ~8 s at this rate: longer than the 5 s §10.2 allows the drain. A current agent takes
+  // the TerminateSession flag after the data before it, in order, so nothing is lost even
+  // if the drain ends early; an agent too old for the flag is ended by the API call, which
+  // does not wait for frames still on their way.
+  for (const agentVersion of ['3.3.1142.0', '2.3.700.0']) {
+    it(`agent ${agentVersion}: waits for a slow target as long as the agent keeps taking data, then exits 0 with every byte delivered`, { timeout: 60_000 }, async () => {
+      const sink = await sinkServer();
+      const slow = await startSimulator({ profile: 'service', agentVersion, faults: { slowTargetBytesPerSec: 40_000 } });
+      try {
+        const data = randomBytes(320 * 1024);
+        const r = await runProxy([TARGET, String(sink.port)], simAwsEnv(slow), { input: data, timeoutMs: 45_000 });
+        expect(r.stderr).toBe('');
+        expect(r.code).toBe(0);
+        expect(sink.received()).toBe(data.length);
+        expect(slow.totalViolations()).toBe(0);
+      } finally {
+        await slow.close();
+        sink.close();
+      }
+    });
+  }
+
+  it('an agent that stops taking data: after 5 s without progress, exit 9 saying the target may miss data, not 0', { timeout: 60_000 }, async () => {
+    const sink = await sinkServer();
+    const stuck = await startSimulator({ profile: 'service', faults: { agentStopsAckingAfterMs: 0 } });
+    try {
+      const r = await runProxy([TARGET, String(sink.port)], simAwsEnv(stuck), { input: randomBytes(8 * 1024), timeoutMs: 30_000 });
+      expect(r.code).toBe(9);
+      expect(r.stdout.length).toBe(0);
+      const lines = r.stderr.trim().split('\n');
+      expect(lines, r.stderr).toHaveLength(1);
+      expect(lines[0]).toMatch(/^ssm-proxy: the session ended before the SSM agent acknowledged the last data from stdin \(up to \d+ bytes\); the target may not have received all of it$/);
+    } finally {
+      await stuck.close();
+      sink.close();
+    }
   });
 });
 
