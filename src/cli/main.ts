@@ -41,9 +41,18 @@ function memorySummary(): string {
   return `heap ${mb(m.heapUsed)}/${mb(m.heapTotal)} MB, external ${mb(m.external)} MB, array buffers ${mb(m.arrayBuffers)} MB`;
 }
 
+/** How long a signal waits for StartSession's answer, so that the session it starts can be ended. */
+const START_ANSWER_WAIT_MS = 3_000;
+
+function signalExitCode(name: string): number {
+  return SIGNAL_EXIT_BASE + (SIGNAL_NUMBERS[name] ?? 15);
+}
+
 async function run(options: ProxyOptions, logger: Logger): Promise<never> {
-  // Until a session exists a signal just ends the process; afterwards it terminates the session first.
-  let onSignal: (name: string) => void = (name) => void exit(SIGNAL_EXIT_BASE + (SIGNAL_NUMBERS[name] ?? 15), logger);
+  // Until StartSession is on the wire a signal just ends the process. Then a session may
+  // exist on the service's side, and it is ended (TerminateSession API) before we exit;
+  // once the PortSession runs, that does the whole terminate procedure.
+  let onSignal: (name: string) => void = (name) => void exit(signalExitCode(name), logger);
   for (const s of Object.keys(SIGNAL_NUMBERS)) process.on(s, () => onSignal(s));
   logger.debug(`ssm-proxy ${VERSION} on node ${process.version}${process.execArgv.length > 0 ? ` ${process.execArgv.join(' ')}` : ''}`);
 
@@ -84,6 +93,14 @@ async function run(options: ProxyOptions, logger: Logger): Promise<never> {
       logger.trace(`could not open a connection to ${expectedOrigin} ahead: ${(err as Error).message}`);
     }
   };
+  let signalled: string | undefined;
+  let started: SessionStart | undefined;
+  let ending: Promise<never> | undefined;
+  const endStarted = (name: string): Promise<never> =>
+    (ending ??= (async () => {
+      if (started) await api.terminateSession(started.sessionId);
+      return exit(signalExitCode(name), logger);
+    })());
   let start: SessionStart;
   try {
     start = await api.startSession({
@@ -93,6 +110,13 @@ async function run(options: ProxyOptions, logger: Logger): Promise<never> {
       reason: options.reason,
       onSent: () => {
         logger.trace(`StartSession request sent after ${(monotonicMs() - t0).toFixed(0)} ms`);
+        onSignal = (name) => {
+          if (signalled) return void exit(signalExitCode(name), logger); // a second signal: at once
+          signalled = name;
+          logger.debug(`${name} while the session was being started: ending it before exiting`);
+          if (started) void endStarted(name);
+          else setTimeout(() => void exit(signalExitCode(name), logger), START_ANSWER_WAIT_MS);
+        };
         preconnect();
         setImmediate(() => {
           const started = monotonicMs();
@@ -105,13 +129,23 @@ async function run(options: ProxyOptions, logger: Logger): Promise<never> {
     });
   } catch (err) {
     preconnection?.discard();
+    if (signalled) return exit(signalExitCode(signalled), logger);
     throw err;
+  }
+  started = start;
+  if (signalled) {
+    preconnection?.discard();
+    return endStarted(signalled);
   }
   logger.debug(`session ${start.sessionId} started in ${(monotonicMs() - t0).toFixed(0)} ms`);
   const note = rememberStreamOrigin(remembered, api.region, options.endpointUrl, start.streamUrl);
   if (note !== undefined) codeCache?.writeNote(STREAM_ORIGINS_NOTE, note);
 
   const [{ PortSession }, { openStdin }] = await loadSessionModules();
+  if (signalled) {
+    preconnection?.discard();
+    return endStarted(signalled);
+  }
   const session = new PortSession({
     sessionId: start.sessionId,
     streamUrl: start.streamUrl,

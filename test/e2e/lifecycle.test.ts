@@ -116,6 +116,28 @@ describe('lifecycle', () => {
   });
 });
 
+describe('a signal while the session is being started', () => {
+  it('ends the session StartSession starts (TerminateSession) before exiting 128+N, not left open on the service', { timeout: 30_000 }, async () => {
+    // StartSession answered 1.5 s late: ssh's SIGHUP (Ctrl-C while connecting) comes in between.
+    const slowApi = await startSimulator({ profile: 'service', latency: { apiMs: 1500 }, targets: { [TARGET]: { port: sshd.port } } });
+    try {
+      const { child, done } = startProxy([TARGET, '22'], simAwsEnv(slowApi));
+      for (let i = 0; i < 200 && !slowApi.api.calls.some((c) => c.operation === 'StartSession'); i++) await new Promise((r) => setTimeout(r, 25));
+      expect(slowApi.api.count('StartSession')).toBe(1);
+      child.kill('SIGHUP');
+      const r = await within(done, 10_000, 'ssm-proxy exit');
+      expect(r.code).toBe(129);
+      expect(r.stderr).toBe('');
+      expect(r.stdout.length).toBe(0);
+      const [session] = slowApi.registry.list();
+      expect(session.state).toBe('terminated');
+      expect(session.terminateReason).toBe('TerminateSession');
+    } finally {
+      await slowApi.close();
+    }
+  });
+});
+
 describe('stdin EOF with data still on its way', () => {
   async function sinkServer() {
     let received = 0;
