@@ -130,6 +130,10 @@ function checkEndpointUrl(url: string, source: string): string {
   if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') {
     throw new UsageError(`${source} ${quote(url)} must be an http:// or https:// URL`);
   }
+  if (parsed.username || parsed.password) {
+    // Never echoed: it would put the password in ssh's output and in logs.
+    throw new UsageError(`${source} must not contain a user name or password (${parsed.protocol}//<credentials>@${parsed.host}); the SSM API is authorised by your AWS credentials`);
+  }
   return url;
 }
 

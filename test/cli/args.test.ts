@@ -266,6 +266,18 @@ describe('parseArgs: usage errors', () => {
     expect(message.startsWith('ssm-proxy:')).toBe(false);
   });
 
+  it('refuses an endpoint URL with a user name or password, without echoing them', () => {
+    for (const [argv, env] of [
+      [['--endpoint-url', 'http://user:hunter2pw@127.0.0.1:8080', 'i-1'], {}],
+      [['i-1'], { AWS_ENDPOINT_URL_SSM: 'https://user:hunter2pw@vpce.example.test' }],
+    ] as const) {
+      const message = errorOf([...argv], { ...env });
+      expect(message).toMatch(/must not contain a user name or password \(https?:\/\/<credentials>@(127\.0\.0\.1:8080|vpce\.example\.test)\)/);
+      expect(message).not.toContain('hunter2pw');
+      expect(message).not.toContain('user:');
+    }
+  });
+
   it('words a missing target as the guide shows', () => {
     expect(errorOf([])).toBe('missing <target>; usage: ssm-proxy [options] <target> [port] (see --help)');
   });
