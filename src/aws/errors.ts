@@ -161,6 +161,23 @@ function networkError(f: ErrorFacts, ctx: AwsErrorContext): ProxyError {
   );
 }
 
+/**
+ * Something answered that is not the SSM API: not HTTP at all (node's parser codes,
+ * HPE_*), or HTTP whose body the SDK could not read as the API's JSON (an HTML page from a
+ * load balancer, a captive portal, the wrong --endpoint-url).
+ */
+function notTheSsmApi(f: ErrorFacts, ctx: AwsErrorContext): ProxyError | undefined {
+  const endpoint = ctx.endpoint ?? (ctx.region ? defaultEndpoint(ctx.region) : 'the SSM endpoint');
+  const check = 'check --endpoint-url and AWS_ENDPOINT_URL_SSM, and any proxy or firewall in the way';
+  const parserCode = [f.systemCode, f.code].find((c) => c !== undefined && c.startsWith('HPE_'));
+  if (parserCode) return new ProxyError(ExitCode.Network, `cannot use the SSM endpoint ${endpoint}: it does not answer in HTTP (${parserCode}); ${check}`, parserCode);
+  if (f.httpStatus === undefined || !/Deserialization error/i.test(f.message)) return undefined;
+  const what = f.message.replace(/\s*Deserialization error:.*$/i, '');
+  return new ProxyError(ExitCode.Network, `cannot use the SSM endpoint ${endpoint}: it answered HTTP ${f.httpStatus} with something other than the SSM API's reply (${what}); ${check}`, f.code, {
+    serviceFault: f.httpStatus >= 500,
+  });
+}
+
 function iamAction(operation: string): string {
   return /^(StartSession|ResumeSession|TerminateSession)$/.test(operation) ? `ssm:${operation}` : operation;
 }
@@ -174,6 +191,8 @@ export function classifyAwsError(err: unknown, ctx: AwsErrorContext): ProxyError
   const make = (exitCode: number, message: string) => new ProxyError(exitCode, oneLine(redact(message)), f.code, { cause: err });
 
   if (isNetworkError(f)) return networkError(f, ctx);
+  const notSsm = notTheSsmApi(f, ctx);
+  if (notSsm) return notSsm;
 
   switch (f.code) {
     case 'TargetNotConnected':

@@ -153,6 +153,26 @@ describe('classifyAwsError: service errors', () => {
     expect(isTransientAwsError(err)).toBe(true);
   });
 
+  it('an endpoint that does not speak HTTP -> 6, naming it', () => {
+    const raw = Object.assign(new Error('Parse Error: Expected HTTP/, RTSP/ or ICE/'), { code: 'HPE_INVALID_CONSTANT' });
+    const err = classifyAwsError(raw, { ...start, endpoint: 'http://127.0.0.1:9' });
+    expect(err.exitCode).toBe(ExitCode.Network);
+    expect(err.message).toBe('cannot use the SSM endpoint http://127.0.0.1:9: it does not answer in HTTP (HPE_INVALID_CONSTANT); check --endpoint-url and AWS_ENDPOINT_URL_SSM, and any proxy or firewall in the way');
+  });
+
+  it('an HTML page instead of the API\'s JSON -> 6 without the SDK\'s internals; a 5xx one may pass', () => {
+    const page = (status: number) =>
+      Object.assign(serviceError('SyntaxError', `Unexpected token '<', "<html>down</html>" is not valid JSON\n  Deserialization error: to see the raw response, inspect the hidden field {error}.$response on this object.`, status));
+    const e503 = classifyAwsError(page(503), { ...start, endpoint: 'https://vpce.example.test' });
+    expect(e503.exitCode).toBe(ExitCode.Network);
+    expect(e503.message).toBe(`cannot use the SSM endpoint https://vpce.example.test: it answered HTTP 503 with something other than the SSM API's reply (Unexpected token '<', "<html>down</html>" is not valid JSON); check --endpoint-url and AWS_ENDPOINT_URL_SSM, and any proxy or firewall in the way`);
+    expect(isTransientAwsError(e503)).toBe(true);
+    const e404 = classifyAwsError(page(404), start);
+    expect(e404.exitCode).toBe(ExitCode.Network);
+    expect(e404.message).toMatch(/^cannot use the SSM endpoint https:\/\/ssm\.eu-west-1\.amazonaws\.com: it answered HTTP 404 /);
+    expect(e404.serviceFault).toBe(false);
+  });
+
   it('unknown codes -> 1 with the code and message', () => {
     const err = classifyAwsError(serviceError('WeirdException', 'odd\nthing', 409), start);
     expect(err.exitCode).toBe(ExitCode.Failure);

@@ -117,6 +117,20 @@ describe('errors a person can act on', () => {
     expectOneLine(r.stderr, /cannot reach the SSM endpoint/);
   });
 
+  it('an endpoint that is not the SSM API (an HTML error page): exit 6, one line without the SDK\'s internals', async () => {
+    const page = createServer((sock) => sock.once('data', () => sock.end('HTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\nContent-Length: 17\r\nConnection: close\r\n\r\n<html>nope</html>')));
+    await new Promise<void>((r) => page.listen(0, '127.0.0.1', r));
+    try {
+      const url = `http://127.0.0.1:${(page.address() as { port: number }).port}`;
+      const r = await runProxy(['i-0123456789abcdef0', '22'], env({ AWS_ENDPOINT_URL_SSM: url }), { timeoutMs: 30_000 });
+      expect(r.code).toBe(6);
+      expectOneLine(r.stderr, new RegExp(`^ssm-proxy: cannot use the SSM endpoint ${url.replace(/\./g, '\\.')}: it answered HTTP 404 with something other than the SSM API's reply .*check --endpoint-url`));
+      expect(r.stderr).not.toMatch(/Deserialization|\$response/);
+    } finally {
+      page.close();
+    }
+  });
+
   // A websocket that cannot be opened is connection loss (PROTOCOL.md §11.6): retried with
   // ResumeSession until the handshake's time runs out (here the shorter reconnect budget),
   // then the session is terminated so that it does not linger on the service's side.
