@@ -2,4 +2,4 @@
 // named static imports here let the bundler drop the other ~150 SSM commands
 // (a dynamic import of the package itself keeps every export).
 export { SSMClient, StartSessionCommand, ResumeSessionCommand, TerminateSessionCommand } from '@aws-sdk/client-ssm';
-export { fromNodeProviderChain } from '@aws-sdk/credential-providers';
+export { fromEnv, fromNodeProviderChain } from '@aws-sdk/credential-providers';

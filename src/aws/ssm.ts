@@ -21,6 +21,12 @@ import { codeCacheHandle } from '../loader/handle.ts';
 export interface SsmConfig {
   region?: string;
   profile?: string;
+  /**
+   * The profile came from AWS_PROFILE / AWS_DEFAULT_PROFILE: then, as in the AWS CLI, keys
+   * in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY are used before the profile's credentials
+   * (the SDK alone would skip them). Only --profile sets them aside.
+   */
+  profileFromEnv?: boolean;
   endpointUrl?: string;
   logger?: Logger;
   /** PEM file of CAs to trust for the SSM API (and the STS/SSO calls of the credential chain). */
@@ -280,7 +286,9 @@ export async function createSsmApi(cfg: SsmConfig): Promise<SsmApi> {
   if (expectedApiOrigin(region, cfg.endpointUrl) !== expectedApiOrigin(regionGuess, cfg.endpointUrl)) openApiConnection(region);
 
   const imds = imdsSettings(timeouts.imdsMs);
-  credentialChain = sdk.fromNodeProviderChain({
+  const envKeys = Boolean(process.env.AWS_ACCESS_KEY_ID && process.env.AWS_SECRET_ACCESS_KEY);
+  if (cfg.profileFromEnv && envKeys) logger.debug(`credentials: AWS_ACCESS_KEY_ID from the environment, before profile ${cfg.profile} (as the AWS CLI)`);
+  credentialChain = cfg.profileFromEnv && envKeys ? sdk.fromEnv() : sdk.fromNodeProviderChain({
     ...(cfg.profile !== undefined ? { profile: cfg.profile } : {}),
     // STS (role assumption) and SSO calls get the same timeouts and CA bundle as SSM.
     clientConfig: { region, requestHandler: requestHandler(timeouts.requestMs) },

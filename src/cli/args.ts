@@ -27,6 +27,8 @@ export interface ProxyOptions {
   port: number;
   region?: string;
   profile?: string;
+  /** The profile came from AWS_PROFILE / AWS_DEFAULT_PROFILE, not --profile. */
+  profileFromEnv?: boolean;
   documentName: string;
   reason?: string;
   /** SSM API endpoint; validated as an http(s) URL. */
@@ -216,8 +218,12 @@ function buildOptions(
   }
 
   let profile: string | undefined;
+  let profileFromEnv = false;
   if (values.profile !== undefined) profile = checkNoWhitespace(values.profile, '--profile');
-  else profile = firstEnv(env, ['AWS_PROFILE', 'AWS_DEFAULT_PROFILE'])?.value;
+  else {
+    profile = firstEnv(env, ['AWS_PROFILE', 'AWS_DEFAULT_PROFILE'])?.value;
+    profileFromEnv = profile !== undefined;
+  }
 
   const documentName =
     values['document-name'] !== undefined ? checkNoWhitespace(values['document-name'], '--document-name') : DEFAULT_DOCUMENT_NAME;
@@ -275,6 +281,7 @@ function buildOptions(
   // Absent rather than undefined keys, so callers can spread options without clobbering defaults.
   if (region !== undefined) options.region = region;
   if (profile !== undefined) options.profile = profile;
+  if (profileFromEnv) options.profileFromEnv = true;
   if (reason !== undefined) options.reason = reason;
   if (endpointUrl !== undefined) options.endpointUrl = endpointUrl;
   if (logFile !== undefined) options.logFile = logFile;

@@ -65,7 +65,7 @@ async function run(options: ProxyOptions, logger: Logger): Promise<never> {
   // the flags); this covers runs without the loader (tests run the sources).
   (await import('node:v8')).setFlagsFromString('--semi-space-growth-factor=1');
   const { createSsmApi } = await import('../aws/ssm.ts');
-  const api = await createSsmApi({ region: options.region, profile: options.profile, endpointUrl: options.endpointUrl, logger, caBundle: options.caBundle });
+  const api = await createSsmApi({ region: options.region, profile: options.profile, profileFromEnv: options.profileFromEnv, endpointUrl: options.endpointUrl, logger, caBundle: options.caBundle });
   const t0 = monotonicMs();
   // The session's code loads while StartSession's answer is on its way (7-10 ms that
   // would otherwise come after it), or after the answer if the request gave no signal.

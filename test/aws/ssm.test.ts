@@ -199,6 +199,19 @@ describe('createSsmApi', () => {
     expect(String(fake.requests[0].headers.authorization)).toContain('/ap-south-1/ssm/aws4_request');
   });
 
+  it('AWS_PROFILE with keys in the environment: the keys are used, as the AWS CLI does; --profile sets them aside', async () => {
+    writeFileSync(join(home, 'config'), '[profile dev]\nregion = ap-south-1\n');
+    writeFileSync(join(home, 'credentials'), '[dev]\naws_access_key_id = AKIDPROFILEKEY000000\naws_secret_access_key = profile-secret\n');
+    useStaticCredentials();
+    const fromEnv = await createSsmApi({ profile: 'dev', profileFromEnv: true, endpointUrl: fake.url });
+    expect(fromEnv.region).toBe('ap-south-1'); // the profile still gives the region
+    await fromEnv.startSession(request);
+    expect(String(fake.requests[0].headers.authorization)).toContain(`Credential=${ACCESS_KEY}/`);
+    const explicit = await createSsmApi({ profile: 'dev', endpointUrl: fake.url });
+    await explicit.startSession(request).catch(() => {}); // the fake refuses the profile's unknown key
+    expect(String(fake.requests[1].headers.authorization)).toContain('Credential=AKIDPROFILEKEY000000/');
+  });
+
   it("assumes the profile's role through STS in the profile's region", async () => {
     roleProfile(fake.url);
     const api = await createSsmApi({ profile: 'admin', endpointUrl: fake.url });

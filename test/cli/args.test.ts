@@ -142,6 +142,13 @@ describe('parseArgs: environment', () => {
     expect(run(['i-1'], { AWS_DEFAULT_PROFILE: 'b' }).profile).toBe('b');
   });
 
+  it('says whether the profile came from the environment (keys there then come first, as in the AWS CLI)', () => {
+    expect(run(['i-1'], { AWS_PROFILE: 'a' }).profileFromEnv).toBe(true);
+    expect(run(['i-1'], { AWS_DEFAULT_PROFILE: 'b' }).profileFromEnv).toBe(true);
+    expect(run(['--profile', 'c', 'i-1'], { AWS_PROFILE: 'a' })).not.toHaveProperty('profileFromEnv');
+    expect(run(['i-1'], {})).not.toHaveProperty('profileFromEnv');
+  });
+
   it('prefers AWS_REGION over AWS_DEFAULT_REGION', () => {
     expect(run(['i-1'], { AWS_REGION: 'us-east-1', AWS_DEFAULT_REGION: 'us-west-2' }).region).toBe('us-east-1');
     expect(run(['i-1'], { AWS_DEFAULT_REGION: 'us-west-2' }).region).toBe('us-west-2');
