@@ -228,9 +228,24 @@ export async function createSsmApi(cfg: SsmConfig): Promise<SsmApi> {
   const sdk = await import('./sdk.ts');
   logger.trace(`AWS SDK loaded in ${Math.round(monotonicMs() - startedLoading)} ms${steps ? ` (${steps} files in turns of the event loop)` : ''}`);
 
+  // The credential chain tries every provider and then reports only "Could not load
+  // credentials from any providers"; why the profile's own provider (fromIni) failed is
+  // in its debug lines. Kept for the message a person sees.
+  let chainStep = '';
+  const providerFailures = new Map<string, string>();
+  const noteProviderLine = (line: string) => {
+    const step = /defaultProvider::(\w+)/.exec(line);
+    if (step) chainStep = step[1];
+    const failure = /^@smithy\/property-provider -> ([\s\S]+)$/.exec(line);
+    if (failure && chainStep && !providerFailures.has(chainStep)) providerFailures.set(chainStep, failure[1]);
+  };
   const sdkLogger = {
     trace: (...args: unknown[]) => logger.trace(sdkLogLine(args)),
-    debug: (...args: unknown[]) => logger.trace(sdkLogLine(args)),
+    debug: (...args: unknown[]) => {
+      const line = sdkLogLine(args);
+      noteProviderLine(line);
+      logger.trace(line);
+    },
     info: (...args: unknown[]) => logger.debug(sdkLogLine(args)),
     warn: (...args: unknown[]) => logger.warn(sdkLogLine(args)),
     error: (...args: unknown[]) => logger.debug(sdkLogLine(args)),
@@ -312,6 +327,16 @@ export async function createSsmApi(cfg: SsmConfig): Promise<SsmApi> {
       'TimeoutError',
     );
 
+  /** For a named profile, the chain's catch-all failure replaced by why the profile's provider failed. */
+  function profileFailure(err: unknown): Error | undefined {
+    const why = providerFailures.get('fromIni');
+    providerFailures.clear();
+    if (cfg.profile === undefined || why === undefined || !/from any providers/i.test((err as Error)?.message ?? '')) return undefined;
+    // A credential_process's command line and output may hold secrets: only say that it failed.
+    const message = /^Command failed/i.test(why) ? `its credential_process failed; run that command yourself to see why` : why;
+    return Object.assign(new Error(message), { name: 'CredentialsProviderError' });
+  }
+
   /** Separate so a missing-credentials failure is reported as such, not as an API error. */
   async function ensureCredentials(ctx: AwsErrorContext, forceRefresh = false): Promise<void> {
     const started = monotonicMs();
@@ -319,7 +344,7 @@ export async function createSsmApi(cfg: SsmConfig): Promise<SsmApi> {
       await credentials(forceRefresh ? { forceRefresh: true } : {});
     } catch (err) {
       logger.debug(`credential lookup failed after ${Math.round(monotonicMs() - started)} ms`);
-      throw classifyAwsError(err, { ...ctx, operation: 'credentials' });
+      throw classifyAwsError(profileFailure(err) ?? err, { ...ctx, operation: 'credentials' });
     }
     logger.trace(`credentials ready in ${Math.round(monotonicMs() - started)} ms`);
   }

@@ -564,6 +564,22 @@ describe('no credentials anywhere', () => {
     expect(fake.requests).toHaveLength(0);
   });
 
+  it("a profile whose credentials fail says why, not just that no provider had any", async () => {
+    writeFileSync(
+      join(home, 'config'),
+      '[profile broken]\ncredential_process = sh -c "echo secret-ish-output >&2; exit 3"\n[profile orphan]\nrole_arn = arn:aws:iam::111122223333:role/x\nsource_profile = missing\n',
+    );
+    const broken = await rejection((await createSsmApi(config({ profile: 'broken' }))).startSession(request));
+    expect(broken.exitCode).toBe(ExitCode.Credentials);
+    expect(broken.message).toMatch(/^could not load AWS credentials for profile broken \(its credential_process failed; run that command yourself to see why\); /);
+    // Neither the command line nor its output: either may carry secrets.
+    expect(broken.message).not.toMatch(/secret-ish-output|echo/);
+    const orphan = await rejection((await createSsmApi(config({ profile: 'orphan' }))).startSession(request));
+    expect(orphan.exitCode).toBe(ExitCode.Credentials);
+    expect(orphan.message).toMatch(/^could not load AWS credentials for profile orphan \(Could not resolve credentials using profile: \[missing\]/);
+    expect(fake.requests).toHaveLength(0);
+  });
+
   it('stays within ~2 s when instance metadata does not answer (SDK default timeout)', async () => {
     const imds = await startSilentServer();
     try {
