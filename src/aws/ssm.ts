@@ -108,12 +108,19 @@ function imdsSettings(defaultMs: number): { timeout: number; maxRetries: number 
 }
 
 function readCaBundle(path: string): string {
+  let text: string;
   try {
-    return readFileSync(path, 'utf8');
+    text = readFileSync(path, 'utf8');
   } catch (err) {
     const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
     throw new ProxyError(ExitCode.Usage, `cannot read the CA bundle ${path} (${reason}); check --ca-bundle or AWS_CA_BUNDLE`, 'CaBundle');
   }
+  // Without one, every TLS connection would fail later as "certificate not trusted; pass
+  // its CA with --ca-bundle", which is what the user just did.
+  if (!text.includes('-----BEGIN CERTIFICATE-----')) {
+    throw new ProxyError(ExitCode.Usage, `the CA bundle ${path} holds no PEM certificate (-----BEGIN CERTIFICATE-----); check --ca-bundle or AWS_CA_BUNDLE`, 'CaBundle');
+  }
+  return text;
 }
 
 /** The SDK logs arbitrary objects; flatten them to one string for our logger. */

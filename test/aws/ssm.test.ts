@@ -242,6 +242,15 @@ describe('createSsmApi', () => {
     expect(err.exitCode).toBe(ExitCode.Usage);
     expect(err.message).toContain('ENOENT');
   });
+
+  it('fails with a usage error when the CA bundle holds no certificate', async () => {
+    for (const content of ['', 'not a certificate\n', '-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n']) {
+      writeFileSync(join(home, 'bundle.pem'), content);
+      const err = await rejection(createSsmApi(config({ caBundle: join(home, 'bundle.pem') })));
+      expect(err.exitCode).toBe(ExitCode.Usage);
+      expect(err.message).toBe(`the CA bundle ${join(home, 'bundle.pem')} holds no PEM certificate (-----BEGIN CERTIFICATE-----); check --ca-bundle or AWS_CA_BUNDLE`);
+    }
+  });
 });
 
 describe('behind HTTP_PROXY, each host routed as NO_PROXY says', () => {
