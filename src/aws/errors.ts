@@ -229,6 +229,13 @@ export function classifyAwsError(err: unknown, ctx: AwsErrorContext): ProxyError
     );
   }
 
+  if (/scoped to (a valid|the correct|correct) region/i.test(f.message)) {
+    // Not the key or the clock: the region the request was signed for is not the endpoint's.
+    return make(
+      ExitCode.Usage,
+      `AWS rejected the request's region${ctx.region ? ` ${ctx.region}` : ''} (${withDetail(f.code, f.message)}); check --region, AWS_REGION and your profile's region against the endpoint`,
+    );
+  }
   if (CREDENTIAL_CODES.has(f.code) || ctx.operation === 'credentials') {
     return make(ExitCode.Credentials, credentialMessage(f, ctx.profile));
   }

@@ -173,6 +173,12 @@ describe('classifyAwsError: service errors', () => {
     expect(e404.serviceFault).toBe(false);
   });
 
+  it('a signature scoped to the wrong region -> 2 pointing at the region, not the key or the clock', () => {
+    const err = classifyAwsError(serviceError('InvalidSignatureException', 'Credential should be scoped to a valid region.'), start);
+    expect(err.exitCode).toBe(ExitCode.Usage);
+    expect(err.message).toBe("AWS rejected the request's region eu-west-1 (InvalidSignatureException: Credential should be scoped to a valid region.); check --region, AWS_REGION and your profile's region against the endpoint");
+  });
+
   it('unknown codes -> 1 with the code and message', () => {
     const err = classifyAwsError(serviceError('WeirdException', 'odd\nthing', 409), start);
     expect(err.exitCode).toBe(ExitCode.Failure);
