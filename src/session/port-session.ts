@@ -78,6 +78,12 @@ const HEAP_CHECK_EVERY = 1024 * 1024;
  * opened later would only meet a failed session.
  */
 const SETUP_RETRY_MS = 15_000;
+/**
+ * A new websocket counts as a recovery (fresh backoff and budget) only once it has stayed
+ * up this long: one the service closes as soon as it opens would otherwise be retried at
+ * once, forever, as fast as ResumeSession answers.
+ */
+const STABLE_LINK_MS = 10_000;
 
 /** Whether a failed ResumeSession or websocket open may succeed if tried again. */
 function worthRetrying(err: unknown): boolean {
@@ -112,8 +118,9 @@ export class PortSession {
   private terminating = false;
   private finished = false;
   private reconnecting = false;
-  /** The deadline and backoff that every loss before the handshake shares (see reconnect). */
-  private setupRetry: { deadline: number; delay: number } | undefined;
+  /** The deadline and backoff that losses share until a websocket proves stable (see reconnect). */
+  private retry: { deadline: number; delay: number; setup: boolean } | undefined;
+  private stableTimer: NodeJS.Timeout | undefined;
   private signalsReceived = 0;
   private sawHandshake = false;
   private readonly started = monotonicMs();
@@ -185,6 +192,13 @@ export class PortSession {
   /** A websocket is open (the first, or one after a reconnect): frames may flow. */
   private linkUp(): void {
     this.channel.setConnected(true, this.now());
+    if (this.retry) {
+      clearTimeout(this.stableTimer);
+      this.stableTimer = setTimeout(() => {
+        if (!this.retry?.setup) this.retry = undefined;
+      }, STABLE_LINK_MS);
+      this.stableTimer.unref();
+    }
     this.flush();
     if (this.handshakeTimer || this.channel.ready || this.finished) return;
     this.handshakeTimer = setTimeout(() => {
@@ -444,6 +458,7 @@ export class PortSession {
     this.finished = true;
     this.timer.clear();
     if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
+    clearTimeout(this.stableTimer);
     this.stats.retransmissions = this.channel.senderStats.retransmissions;
     this.o.stdin.pause();
     this.o.stdin.removeAllListeners('data');
@@ -467,6 +482,7 @@ export class PortSession {
 
   private async onDown(why: string): Promise<void> {
     if (this.finished || this.reconnecting) return;
+    clearTimeout(this.stableTimer);
     this.channel.setConnected(false, this.now());
     this.log.debug(`data channel lost: ${why}`);
     if (this.channel.closed) return;
@@ -475,16 +491,17 @@ export class PortSession {
 
   /**
    * ResumeSession and a new websocket, with backoff, until one works or the budget is
-   * spent (§11.6); a working websocket resets both. Before the handshake, a websocket
-   * that opens is no success yet: every loss until then shares one budget, which ends
-   * SETUP_RETRY_MS after the start, and one backoff. `openError` is the first websocket's
-   * failure to open, if that is what brought us here.
+   * spent (§11.6). Losses share one budget and one backoff until a websocket has stayed up
+   * STABLE_LINK_MS. Before the handshake no websocket counts as recovered, and the budget
+   * ends SETUP_RETRY_MS after the start. `openError` is the first websocket's failure to
+   * open, if that is what brought us here.
    */
   private async reconnect(why: string, openError?: unknown): Promise<void> {
     if (this.finished || this.reconnecting) return;
     const setup = !this.sawHandshake;
     const budget = this.o.reconnectBudgetMs ?? 300_000;
-    const retry = setup ? (this.setupRetry ??= { deadline: Math.min(this.now() + budget, this.started + SETUP_RETRY_MS), delay: 0 }) : { deadline: this.now() + budget, delay: 0 };
+    if (this.retry && this.retry.setup && !setup) this.retry = undefined; // the handshake came since
+    const retry = (this.retry ??= { deadline: setup ? Math.min(this.now() + budget, this.started + SETUP_RETRY_MS) : this.now() + budget, delay: 0, setup });
     const gaveUp = (last: string): Outcome => {
       if (openError instanceof ProxyError) return { code: openError.exitCode, message: openError.message };
       if (setup) return { code: ExitCode.Network, message: `the Session Manager data channel closed during setup (${last}); retry, and check network access to ssmmessages` };
@@ -495,7 +512,7 @@ export class PortSession {
     let lastError = why;
     try {
       for (let attempt = 1; !this.finished; attempt++) {
-        // The first attempt goes at once, unless a websocket opened since the handshake-less start has just failed again.
+        // The first attempt goes at once, unless a websocket that did not last has just failed again.
         if (this.now() + retry.delay >= retry.deadline) break;
         if (retry.delay > 0) {
           await new Promise((r) => setTimeout(r, retry.delay * (0.8 + Math.random() * 0.4)));

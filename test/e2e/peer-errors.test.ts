@@ -111,6 +111,27 @@ describe('a service that misbehaves', () => {
   });
 });
 
+describe('a service that closes every websocket soon after it opens', () => {
+  it('backs off and gives up within the reconnect budget: exit 9, not ResumeSession as fast as it answers, forever', async () => {
+    const sink = createServer((sock) => sock.resume());
+    await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
+    const sinkPort = (sink.address() as { port: number }).port;
+    // 300 ms: the first websocket lives long enough for the handshake; none lasts.
+    const sim = await startSimulator({ profile: 'service', faults: { closeClient: { afterMs: 300, repeat: true, mode: 'close', code: 1011, reason: 'going away' } } });
+    try {
+      const r = await runProxy(['i-0123456789abcdef0', String(sinkPort)], simAwsEnv(sim, { SSM_PROXY_RECONNECT_FOR: '3' }), { keepStdinOpen: true, timeoutMs: 20_000 });
+      expect(r.code).toBe(9);
+      expect(oneLine(r.stderr)).toMatch(/lost the connection to Session Manager and could not resume within 3 s/);
+      // Backoff 0.5, 1, 2 s between attempts within the 3 s: a handful, not one per 300 ms.
+      expect(sim.api.count('ResumeSession')).toBeLessThanOrEqual(6);
+      expect(sim.api.count('TerminateSession')).toBe(1);
+    } finally {
+      await sim.close();
+      sink.close();
+    }
+  });
+});
+
 describe('the give-up rule', () => {
   it('an agent that stops acknowledging: exit 9 after SSM_PROXY_GIVE_UP_AFTER, one TerminateSession call', async () => {
     const sink = createServer((sock) => sock.resume());
