@@ -229,6 +229,15 @@ export class ReliableChannel {
     }
   }
 
+  /**
+   * The owner stops (true) or resumes reading the peer's messages, for a slow consumer:
+   * acks then wait unread, so that time is not counted against the peer by the give-up rule.
+   */
+  setReadingHeld(held: boolean, now: number): void {
+    this.sender.advance(now);
+    this.sender.giveUpClockHeld = held;
+  }
+
   tick(now: number): void {
     this.sender.advance(now);
     this.sender.tick(now);

@@ -74,6 +74,8 @@ export class Sender {
   private readonly slots: FrameSlots | undefined;
   connected: boolean;
   paused = false;
+  /** Our side holds back reading the peer (its acks too): that time does not count toward giving up. */
+  giveUpClockHeld = false;
   readonly rto: RtoEstimator;
   private readonly bucket: TokenBucket;
   private activeMs = 0;
@@ -112,7 +114,7 @@ export class Sender {
   /** Accrues connected, unpaused time; call before acting at `now`. */
   advance(now: number): void {
     if (now > this.lastAdvance) {
-      if (this.canTransmit) this.activeMs += now - this.lastAdvance;
+      if (this.canTransmit && !this.giveUpClockHeld) this.activeMs += now - this.lastAdvance;
       this.lastAdvance = now;
     }
   }

@@ -172,6 +172,7 @@ export class PortSession {
       if (!this.stdoutBlocked) return;
       this.stdoutBlocked = false;
       this.link.resumeReading();
+      this.channel.setReadingHeld(false, this.now());
     });
     this.o.stdout.on('error', (err: NodeJS.ErrnoException) => {
       this.log.debug(`stdout: ${err.code ?? err.message}`);
@@ -268,6 +269,7 @@ export class PortSession {
       // ssh is not keeping up: stop reading the websocket until stdout drains.
       this.stdoutBlocked = true;
       this.link.pauseReading();
+      this.channel.setReadingHeld(true, this.now());
     }
     for (const e of out.events) this.onEvent(e);
     const moved = this.stats.bytesIn + this.stats.bytesOut;

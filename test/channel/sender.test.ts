@@ -116,6 +116,23 @@ describe('sender', () => {
     expect(gaveUp).toBe(true);
   });
 
+  it('does not count against the peer the time we held back reading it (a slow consumer: its acks wait unread)', () => {
+    const { client } = connectedPair({ giveUpMs: 1000 });
+    client.drain();
+    client.write(Buffer.from('acked, but the ack sits unread'), 0);
+    client.setReadingHeld(true, 10);
+    for (let t = 10; t < 5000; t += 50) client.tick(t);
+    expect(client.drain().events.some((e) => e.type === 'give-up')).toBe(false);
+    client.setReadingHeld(false, 5000);
+    let gaveUp = false;
+    for (let t = 5000; t < 7000 && !gaveUp; t += 50) {
+      client.tick(t);
+      gaveUp = client.drain().events.some((e) => e.type === 'give-up');
+      if (gaveUp) expect(t).toBeGreaterThanOrEqual(5000 + 990);
+    }
+    expect(gaveUp).toBe(true);
+  });
+
   it('resends its first frames as soon as the agent shows the target is connected (quirk Q32)', () => {
     const { client, agent, pass } = connectedPair();
     client.drain();

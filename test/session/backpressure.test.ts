@@ -34,7 +34,7 @@ function listen(server: Server): Promise<number> {
 }
 
 describe('back-pressure toward a stalled ssh', () => {
-  it('keeps stdout buffering bounded through a stall longer than the dead-connection timeout, without a false reconnect', { timeout: 60_000 }, async () => {
+  it('keeps stdout buffering bounded through a stall longer than the dead-connection and give-up timeouts, without a false reconnect or give-up', { timeout: 60_000 }, async () => {
     const total = 24 * MiB;
     const source = createServer((s) => {
       s.on('error', () => {});
@@ -58,11 +58,13 @@ describe('back-pressure toward a stalled ssh', () => {
       const start = await api.startSession({ target: 'i-0123456789abcdef0', documentName: 'AWS-StartSSHSession', port });
       const stdin = new PassThrough();
       const stdout = new StallableSink();
-      // Pings every 100 ms and a 500 ms dead-connection timeout, against a 2.5 s stall.
-      const session = new PortSession({ ...start, targetPort: port, api, stdin, stdout, logger: silentLogger, clientVersion: '1.2.694.0', allowInsecure: true, frameRate: 0, maxPayload: 1024, pingIntervalMs: 100, deadAfterMs: 500 });
+      // Pings every 100 ms, a 500 ms dead-connection timeout and a 1 s give-up rule, against
+      // a 2.5 s stall with data of ours sent in it: its acks wait unread, which is our doing.
+      const session = new PortSession({ ...start, targetPort: port, api, stdin, stdout, logger: silentLogger, clientVersion: '1.2.694.0', allowInsecure: true, frameRate: 0, maxPayload: 1024, pingIntervalMs: 100, deadAfterMs: 500, giveUpMs: 1000 });
       const done = session.run();
       // Stall at 1 MiB and hold it 2.5 s: five times the dead-connection timeout.
       let maxBuffered = 0;
+      let wrote = false;
       await new Promise<void>((resolve, reject) => {
         const until = Date.now() + 20_000;
         let stalledAt = 0;
@@ -70,6 +72,10 @@ describe('back-pressure toward a stalled ssh', () => {
           if (!stdout.stalled && stalledAt === 0 && stdout.received >= 1 * MiB) {
             stdout.stalled = true;
             stalledAt = Date.now();
+          }
+          if (stalledAt > 0 && Date.now() - stalledAt > 300 && stdin.writableLength === 0 && !wrote) {
+            wrote = true;
+            stdin.write(Buffer.alloc(8 * 1024, 0x62));
           }
           if (stdout.stalled) maxBuffered = Math.max(maxBuffered, stdout.writableLength);
           if (stalledAt > 0 && Date.now() - stalledAt > 2500) {
@@ -82,7 +88,8 @@ describe('back-pressure toward a stalled ssh', () => {
           }
         }, 20);
       });
-      // Our own pause is not a dead connection.
+      // Our own pause is not a dead connection, nor an agent that stopped acknowledging.
+      expect(wrote).toBe(true);
       expect(session.stats.reconnects).toBe(0);
       expect(sim.api.count('ResumeSession')).toBe(0);
       // Bounded by the socket's read batches, not by the 24 MiB the source is offering.
