@@ -17,19 +17,35 @@ installWarningFilter();
 // Guard the SSH stream: anything a dependency prints with console.* goes to stderr.
 console.log = console.info = console.debug = (...args: unknown[]) => console.error(...args);
 
-async function flushStdout(timeoutMs: number): Promise<void> {
-  if (process.stdout.writableLength === 0) return;
-  await new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, timeoutMs);
-    process.stdout.write('', () => {
-      clearTimeout(t);
-      resolve();
-    });
-  });
+/**
+ * Waits until ssh has read what we wrote to stdout (writes to a pipe are queued in the
+ * process, and process.exit drops the queue), for as long as it keeps reading: false if
+ * it took nothing for `stallMs` while bytes were left.
+ */
+async function flushStdout(stallMs: number): Promise<boolean> {
+  const out = process.stdout;
+  let left = out.writableLength;
+  let lastProgress = monotonicMs();
+  while (out.writableLength > 0 && !out.destroyed) {
+    await new Promise((r) => setTimeout(r, 20));
+    if (out.writableLength < left) {
+      left = out.writableLength;
+      lastProgress = monotonicMs();
+    } else if (monotonicMs() - lastProgress > stallMs) return false;
+  }
+  return true;
 }
 
+/** Output that ssh is reading slowly is waited for this long without progress (2 s after a signal). */
+const STDOUT_STALL_MS = 10_000;
+const STDOUT_STALL_AFTER_SIGNAL_MS = 2_000;
+
 async function exit(code: number, logger?: Logger): Promise<never> {
-  await flushStdout(2_000);
+  const pending = process.stdout.writableLength;
+  if (!(await flushStdout(code >= SIGNAL_EXIT_BASE ? STDOUT_STALL_AFTER_SIGNAL_MS : STDOUT_STALL_MS)) && code === ExitCode.Ok) {
+    logger?.error(`ssh stopped reading the session's output with ${process.stdout.writableLength} of the last ${pending} bytes not taken; they are lost`);
+    code = ExitCode.ConnectionLost;
+  }
   await stopCpuProfile();
   logger?.close();
   process.exit(code);

@@ -185,6 +185,33 @@ describe('stdin EOF with data still on its way', () => {
   });
 });
 
+describe('output ssh has yet to read when the session ends', () => {
+  it('is all delivered before the proxy exits, however long ssh takes while it keeps reading', { timeout: 30_000 }, async () => {
+    const payload = randomBytes(200 * 1024);
+    const source = createServer((sock) => {
+      sock.on('error', () => {});
+      sock.end(payload); // the target sends its last bytes and closes: the service ends the session
+    });
+    await new Promise<void>((r) => source.listen(0, '127.0.0.1', r));
+    const any = await startSimulator({ profile: 'service' }); // dials the port asked for
+    try {
+      const { child, done } = startProxy([TARGET, String((source.address() as { port: number }).port)], simAwsEnv(any));
+      // ssh busy for 4 s: the session is over long before it reads again.
+      child.stdout!.pause();
+      await new Promise((r) => setTimeout(r, 4000));
+      child.stdout!.resume();
+      const r = await within(done, 20_000, 'ssm-proxy exit');
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      expect(r.stdout.length).toBe(payload.length);
+      expect(r.stdout.equals(payload)).toBe(true);
+    } finally {
+      await any.close();
+      source.close();
+    }
+  });
+});
+
 describe("the agent's CustomerMessage (§6.4)", () => {
   it('is shown on stderr at the default verbosity, one line, and never enters the SSH stream', async () => {
     const kms = await startSimulator({ profile: 'service', customerMessage: 'This session is encrypted using AWS KMS.', targets: { [TARGET]: { port: sshd.port } } });
