@@ -427,6 +427,11 @@ export class PortSession {
     this.o.stdin.pause();
     if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
     const live = () => this.link.isOpen && !this.finished && !this.channel.closed;
+    if (graceful && this.channel.ready && this.reconnecting) {
+      // What stdin gave us waits in the channel: give the reconnect under way the drain's time.
+      const waitMs = bySignal ? (this.o.signalDrainTimeoutMs ?? 1_000) : (this.o.drainTimeoutMs ?? 5_000);
+      if (!(await this.waitFor(() => this.link.isOpen, waitMs))) this.log.debug('terminating while the data channel is still down');
+    }
     if (graceful && this.channel.ready && live()) {
       // §10.2 waits up to 5 s (1 s on a signal) for the agent to take what stdin gave us;
       // here that is 5 s without progress, so a slow target still gets all of it.

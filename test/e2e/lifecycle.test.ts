@@ -168,6 +168,28 @@ describe('stdin EOF with data still on its way', () => {
     });
   }
 
+  it('stdin closes while the websocket is down: the reconnect under way is waited for, and the data delivered', { timeout: 60_000 }, async () => {
+    const sink = await sinkServer();
+    // The first websocket is cut 1 s in; ResumeSession (like every API call here) answers 1.5 s late.
+    const cut = await startSimulator({ profile: 'service', latency: { apiMs: 1500 }, faults: { closeClient: { afterMs: 1000, mode: 'terminate' } } });
+    try {
+      const { child, done } = startProxy([TARGET, String(sink.port)], simAwsEnv(cut));
+      const wasCut = () => [...cut.gateway.sessions.values()].some((s) => s.timeline.some((e) => e.event === 'fault-close'));
+      for (let i = 0; i < 400 && !wasCut(); i++) await new Promise((r) => setTimeout(r, 25));
+      expect(wasCut()).toBe(true);
+      const data = randomBytes(10 * 1024);
+      child.stdin!.end(data);
+      const r = await within(done, 30_000, 'ssm-proxy exit');
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      expect(sink.received()).toBe(data.length);
+      expect(cut.api.count('ResumeSession')).toBe(1);
+    } finally {
+      await cut.close();
+      sink.close();
+    }
+  });
+
   it('an agent that stops taking data: after 5 s without progress, exit 9 saying the target may miss data, not 0', { timeout: 60_000 }, async () => {
     const sink = await sinkServer();
     const stuck = await startSimulator({ profile: 'service', faults: { agentStopsAckingAfterMs: 0 } });
