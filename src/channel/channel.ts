@@ -93,7 +93,8 @@ export type ChannelEvent =
   | { type: 'handshake-response'; response: HandshakeResponse }
   | { type: 'ready'; customerMessage: string }
   | { type: 'flag'; flag: number }
-  | { type: 'channel-closed'; closed: ChannelClosed }
+  /** `stranded`: output bytes received (and acked) behind a gap that will now never be filled. */
+  | { type: 'channel-closed'; closed: ChannelClosed; stranded: number }
   | { type: 'paused' }
   | { type: 'resumed' }
   | { type: 'drain' }
@@ -432,7 +433,7 @@ export class ReliableChannel {
     // A channel_closed we cannot parse still ends the session (§5.3).
     const closed = c.ok ? c.value : { messageId: f.messageId, createdDate: '', destinationId: '', sessionId: '', messageType: MessageType.ChannelClosed, schemaVersion: 1, output: '' };
     if (!c.ok) this.anomaly('bad-payload', describeError(c.error), c.error);
-    this.out.events.push({ type: 'channel-closed', closed });
+    this.out.events.push({ type: 'channel-closed', closed, stranded: this.bufferedBytes });
   }
 
   private onStreamFrame(f: Frame, now: number): void {

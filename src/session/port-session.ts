@@ -307,7 +307,7 @@ export class PortSession {
         this.startStdin();
         break;
       case 'channel-closed':
-        this.onChannelClosed(e.closed.output);
+        this.onChannelClosed(e.closed.output, e.stranded);
         break;
       case 'fatal':
         void this.terminate({ code: ExitCode.Protocol, message: e.kind === 'handshake' ? `the session handshake failed: ${e.message}` : `protocol error from the service: ${e.message}; retry, and report it if it persists` }, 'protocol error', false, false);
@@ -356,11 +356,17 @@ export class PortSession {
     stdin.resume();
   }
 
-  private onChannelClosed(output: string): void {
+  private onChannelClosed(output: string, stranded: number): void {
     if (this.terminating) {
       // Our own terminate procedure (usually its TerminateSession flag) ended the
       // session: it finishes with its own outcome; the waits below it just end early.
       this.log.debug(`the service closed the session during termination${output ? `: ${output}` : ''}`);
+      return;
+    }
+    if (output === '' && stranded > 0) {
+      // The agent ended without resending frames lost on the way (it waits ~2 s after the
+      // target closes): output after the gap can never be written in order.
+      this.finish({ code: ExitCode.ConnectionLost, message: `the service closed the session while output from the target was still missing (${stranded} bytes received after a gap could not be delivered); the end of the output is lost` });
       return;
     }
     if (output === '') {

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { encodeFrame } from '../../src/protocol/frame.ts';
-import { encodeHandshakeRequest } from '../../src/protocol/payloads.ts';
+import { encodeChannelClosed, encodeHandshakeComplete, encodeHandshakeRequest } from '../../src/protocol/payloads.ts';
 import { SessionRegistry } from '../sim/sessions.ts';
 import { FakeSsmApi, TEST_CREDENTIALS } from '../sim/ssm-api.ts';
 import { startSimulator } from '../sim/index.ts';
@@ -95,6 +95,25 @@ describe('a service that misbehaves', () => {
     expect(oneLine(r.stderr)).toMatch(/the session was closed by the service: Session terminated by the administrator/);
     // The session is over: no ResumeSession, no TerminateSession (§5.3).
     expect(api.calls.slice(before).map((c) => c.operation)).toEqual(['StartSession']);
+  });
+
+  it('channel_closed with output still missing behind a lost frame: exit 9 saying the end is lost, not 0', async () => {
+    behaviour = (ws) => {
+      ws.send(agentFrame(0, 5, encodeHandshakeRequest({ agentVersion: '3.3.1142.0', requestedClientActions: [{ actionType: 'SessionType', actionParameters: { SessionType: 'Port', Properties: { portNumber: '22' } } }] })));
+      ws.on('message', (d: Buffer) => {
+        if (d.length <= 120 || d.readUInt32BE(112) !== 6) return; // the HandshakeResponse
+        ws.send(agentFrame(1, 7, encodeHandshakeComplete({ handshakeTimeToComplete: 1_000_000, customerMessage: '' })));
+        ws.send(agentFrame(2, 1, Buffer.from('SSH-2.0-OpenSSH_9.2\r\n')));
+        // seq 3 is lost on the way, and the session ends before it is resent.
+        ws.send(agentFrame(4, 1, Buffer.from('never deliverable')));
+        const closed = encodeChannelClosed({ messageId: '6a3e2f10-5b4c-4d8e-9f01-23456789abcd', createdDate: String(Date.now()), destinationId: 'i-0123456789abcdef0', sessionId: 's', messageType: 'channel_closed', schemaVersion: 1, output: '' });
+        ws.send(encodeFrame({ messageType: 'channel_closed', createdDate: Date.now(), sequenceNumber: 0, flags: 0, payloadType: 0, payload: closed }));
+      });
+    };
+    const r = await runProxy(['i-0123456789abcdef0'], env, { keepStdinOpen: true, timeoutMs: 15_000 });
+    expect(r.code).toBe(9);
+    expect(r.stdout.toString()).toBe('SSH-2.0-OpenSSH_9.2\r\n');
+    expect(oneLine(r.stderr)).toMatch(/the service closed the session while output from the target was still missing \(17 bytes received after a gap could not be delivered\)/);
   });
 
   it('garbage frames are ignored, never a crash; then a silent agent hits the handshake timeout: exit 8', async () => {
