@@ -229,6 +229,16 @@ export function classifyAwsError(err: unknown, ctx: AwsErrorContext): ProxyError
     );
   }
 
+  if (/Region not accepted/i.test(f.message)) {
+    return make(ExitCode.Usage, `the AWS region configured is not a valid region name (${f.message}); check --region, AWS_REGION and your profile's region`);
+  }
+  if ((f.systemCode ?? f.code) === 'ERR_INVALID_CHAR' && /x-amz-security-token|authorization/i.test(f.message)) {
+    // Node refuses to send a header with a line break: a pasted token or key that carries one.
+    return make(
+      ExitCode.Credentials,
+      `an AWS credential contains a character that cannot be sent in a request, such as a line break (${f.message}); set AWS_SESSION_TOKEN, AWS_ACCESS_KEY_ID or the profile's keys again without it`,
+    );
+  }
   if (/scoped to (a valid|the correct|correct) region/i.test(f.message)) {
     // Not the key or the clock: the region the request was signed for is not the endpoint's.
     return make(

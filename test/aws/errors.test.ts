@@ -179,6 +179,19 @@ describe('classifyAwsError: service errors', () => {
     expect(err.message).toBe("AWS rejected the request's region eu-west-1 (InvalidSignatureException: Credential should be scoped to a valid region.); check --region, AWS_REGION and your profile's region against the endpoint");
   });
 
+  it('a region name the SDK refuses -> 2', () => {
+    const err = classifyAwsError(new Error('Region not accepted: region="not a region!" is not a valid hostname component.'), { operation: 'configuration' });
+    expect(err.exitCode).toBe(ExitCode.Usage);
+    expect(err.message).toMatch(/^the AWS region configured is not a valid region name \(Region not accepted: .*\); check --region/);
+  });
+
+  it('a credential with a line break in it -> 3 saying so', () => {
+    const raw = Object.assign(new TypeError('Invalid character in header content ["x-amz-security-token"]'), { code: 'ERR_INVALID_CHAR' });
+    const err = classifyAwsError(raw, start);
+    expect(err.exitCode).toBe(ExitCode.Credentials);
+    expect(err.message).toMatch(/^an AWS credential contains a character that cannot be sent in a request, such as a line break /);
+  });
+
   it('unknown codes -> 1 with the code and message', () => {
     const err = classifyAwsError(serviceError('WeirdException', 'odd\nthing', 409), start);
     expect(err.exitCode).toBe(ExitCode.Failure);
