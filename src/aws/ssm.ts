@@ -44,9 +44,14 @@ export interface SsmTimeouts {
   callMs: number;
   /** Per instance-metadata request when probing for EC2 role credentials. */
   imdsMs: number;
+  /**
+   * The whole credential lookup: a credential_process has no time limit of its own, and
+   * one that hangs would hold ssh forever. Long enough to type an MFA code it asks for.
+   */
+  credentialsMs: number;
 }
 
-const DEFAULT_TIMEOUTS: SsmTimeouts = { connectMs: 5_000, requestMs: 15_000, callMs: 30_000, imdsMs: 1_000 };
+const DEFAULT_TIMEOUTS: SsmTimeouts = { connectMs: 5_000, requestMs: 15_000, callMs: 30_000, imdsMs: 1_000, credentialsMs: 120_000 };
 const DEFAULT_TERMINATE_TIMEOUT_MS = 3_000;
 
 export interface SessionStart {
@@ -348,7 +353,16 @@ export async function createSsmApi(cfg: SsmConfig): Promise<SsmApi> {
   async function ensureCredentials(ctx: AwsErrorContext, forceRefresh = false): Promise<void> {
     const started = monotonicMs();
     try {
-      await credentials(forceRefresh ? { forceRefresh: true } : {});
+      await withDeadline(
+        timeouts.credentialsMs,
+        () => credentials(forceRefresh ? { forceRefresh: true } : {}),
+        () =>
+          new ProxyError(
+            ExitCode.Credentials,
+            `no AWS credentials within ${Math.round(timeouts.credentialsMs / 1000)} s${cfg.profile !== undefined ? ` for profile ${cfg.profile}` : ''}: the lookup did not finish (a credential_process or sign-in that hangs?); check where the profile gets its credentials`,
+            'CredentialsTimeout',
+          ),
+      );
     } catch (err) {
       logger.debug(`credential lookup failed after ${Math.round(monotonicMs() - started)} ms`);
       throw classifyAwsError(profileFailure(err) ?? err, { ...ctx, operation: 'credentials' });

@@ -589,6 +589,17 @@ describe('no credentials anywhere', () => {
     expect(fake.requests).toHaveLength(0);
   });
 
+  it('gives up on a credential lookup that does not finish (a hung credential_process): exit 3', async () => {
+    writeFileSync(join(home, 'config'), '[profile stuck]\ncredential_process = sleep 4\n');
+    const api = await createSsmApi(config({ profile: 'stuck', timeouts: { credentialsMs: 1000 } }));
+    const started = performance.now();
+    const err = await rejection(api.startSession(request));
+    expect(performance.now() - started).toBeLessThan(2900);
+    expect(err.exitCode).toBe(ExitCode.Credentials);
+    expect(err.message).toBe('no AWS credentials within 1 s for profile stuck: the lookup did not finish (a credential_process or sign-in that hangs?); check where the profile gets its credentials');
+    expect(fake.requests).toHaveLength(0);
+  });
+
   it('stays within ~2 s when instance metadata does not answer (SDK default timeout)', async () => {
     const imds = await startSilentServer();
     try {
