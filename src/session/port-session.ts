@@ -456,12 +456,18 @@ export class PortSession {
     // Once the service has closed the channel the session is over (§5.3, §10.2 step 6): the
     // API call would only spend a rate-limited request. It is made when the flag could not
     // be sent, was not taken (agents too old for it) or was lost.
+    let abandoned = 0;
     if (this.channel.closed) this.log.debug('session already closed by the service; no TerminateSession call');
-    else await this.o.api.terminateSession(this.o.sessionId, this.o.terminateApiTimeoutMs ?? 3_000);
+    else {
+      // The API ends the session whatever is still on its way to the agent. (An agent that
+      // took our flag took everything before it, in order; a service that closed the
+      // channel first did so because the target closed its side.)
+      abandoned = graceful && this.channel.ready ? this.undeliveredBytes() : 0;
+      await this.o.api.terminateSession(this.o.sessionId, this.o.terminateApiTimeoutMs ?? 3_000);
+    }
     // An end that would report success must not hide data the target never got.
-    const lost = this.channel.ready ? this.undeliveredBytes() : 0;
-    if (outcome.code === ExitCode.Ok && lost > 0) {
-      outcome = { code: ExitCode.ConnectionLost, message: `the session ended before the SSM agent acknowledged the last data from stdin (up to ${lost} bytes); the target may not have received all of it` };
+    if (outcome.code === ExitCode.Ok && abandoned > 0) {
+      outcome = { code: ExitCode.ConnectionLost, message: `the session ended before the SSM agent acknowledged the last data from stdin (up to ${abandoned} bytes); the target may not have received all of it` };
     }
     this.finish(outcome);
   }
