@@ -56,6 +56,8 @@ export interface LinkEvents {
 export class WebSocketLink extends EventEmitter<LinkEvents> {
   private ws: WebSocket | null = null;
   private pingTimer: NodeJS.Timeout | null = null;
+  /** Fires when the dead-connection timeout falls between two pings. */
+  private deadTimer: NodeJS.Timeout | undefined;
   private lastHeard = 0;
   /**
    * monotonicMs() when the bytes of the message being delivered were read: taken once per
@@ -192,15 +194,31 @@ export class WebSocketLink extends EventEmitter<LinkEvents> {
     ws.on('error', (err) => this.down(`websocket error: ${err.message}`));
     ws.on('close', (code, reason) => this.down(`websocket closed (code ${code}${reason.length ? `, ${reason.toString()}` : ''})`));
     this.pingTimer = setInterval(() => {
-      // While we hold reading back for a slow consumer we hear nothing, pongs included.
-      if (!this.readingPaused && Date.now() - this.lastHeard > this.deadAfterMs) {
-        this.down(`no traffic from the service for ${Math.round(this.deadAfterMs / 1000)} s`);
-        return;
-      }
+      if (this.checkAlive()) return;
       // Transport keepalive only: pings do not count as session activity (§3.4).
       if (ws.readyState === WebSocket.OPEN) ws.ping(Buffer.from('keepalive'));
     }, this.pingIntervalMs);
     this.pingTimer.unref();
+  }
+
+  /**
+   * Takes the link down when nothing has been heard for deadAfterMs (§3.4: 90 s), and
+   * returns true then; when that moment falls before the next ping, a timer is set for it.
+   */
+  private checkAlive(): boolean {
+    // While we hold reading back for a slow consumer we hear nothing, pongs included.
+    if (this.readingPaused) return false;
+    const silent = Date.now() - this.lastHeard;
+    if (silent > this.deadAfterMs) {
+      this.down(`no traffic from the service for ${Math.round(this.deadAfterMs / 1000)} s`);
+      return true;
+    }
+    if (silent + this.pingIntervalMs > this.deadAfterMs) {
+      clearTimeout(this.deadTimer);
+      this.deadTimer = setTimeout(() => this.checkAlive(), this.deadAfterMs - silent + 1);
+      this.deadTimer.unref();
+    }
+    return false;
   }
 
   /** Our parser for what `ws` reads: its push(), for interceptReceiver. */
@@ -230,6 +248,7 @@ export class WebSocketLink extends EventEmitter<LinkEvents> {
     this.ws = null;
     if (this.pingTimer) clearInterval(this.pingTimer);
     this.pingTimer = null;
+    clearTimeout(this.deadTimer);
     ws.removeAllListeners();
     ws.on('error', () => {});
     if (closeCode === undefined) ws.terminate();
@@ -277,6 +296,7 @@ export class WebSocketLink extends EventEmitter<LinkEvents> {
     const ws = this.ws;
     if (this.pingTimer) clearInterval(this.pingTimer);
     this.pingTimer = null;
+    clearTimeout(this.deadTimer);
     if (!ws) return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {

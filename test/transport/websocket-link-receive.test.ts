@@ -99,3 +99,26 @@ for (const [name, wsReceiver] of [['our receiver', false], ["ws's receiver", tru
     });
   });
 }
+
+describe('a service that goes silent', () => {
+  it('is taken down when the dead-connection timeout passes, not at the next ping after it (§3.4)', async () => {
+    const silentServer = createServer();
+    const wss = new WebSocketServer({ server: silentServer, autoPong: false }); // answers nothing, pings included
+    wss.on('connection', () => {});
+    await new Promise<void>((res) => silentServer.listen(0, '127.0.0.1', res));
+    try {
+      const link = new WebSocketLink({ clientId: 'c', clientVersion: '1.2.694.0', allowInsecure: true, logger: silentLogger, pingIntervalMs: 3000, deadAfterMs: 3500 });
+      const down = new Promise<string>((r) => link.on('down', r));
+      await link.connect(`ws://127.0.0.1:${(silentServer.address() as { port: number }).port}/v1/data-channel/s`, 'token');
+      const t0 = Date.now();
+      expect(await down).toBe('no traffic from the service for 4 s');
+      const after = Date.now() - t0;
+      // The ping ticks are at 3 and 6 s: the timeout at 3.5 s is not left until the second.
+      expect(after).toBeGreaterThanOrEqual(3400);
+      expect(after).toBeLessThan(5500);
+    } finally {
+      for (const c of wss.clients) c.terminate();
+      silentServer.close();
+    }
+  });
+});
