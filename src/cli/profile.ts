@@ -23,7 +23,12 @@ export function stopCpuProfile(): Promise<void> {
   session = undefined;
   return new Promise((resolve) => {
     s.post('Profiler.stop', (err, res) => {
-      if (!err && res) writeFileSync(file.replace('%p', String(process.pid)), JSON.stringify(res.profile));
+      const path = file.replace('%p', String(process.pid));
+      try {
+        if (!err && res) writeFileSync(path, JSON.stringify(res.profile));
+      } catch (e) {
+        process.stderr.write(`ssm-proxy: cannot write the CPU profile ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); check SSM_PROXY_CPU_PROFILE\n`);
+      }
       s.disconnect();
       resolve();
     });
