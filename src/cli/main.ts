@@ -5,6 +5,7 @@ import { CLIENT_VERSION, VERSION, parseArgs, usageText, type ProxyOptions } from
 import { ExitCode, ProxyError, SIGNAL_EXIT_BASE, SIGNAL_NUMBERS } from './exit-codes.ts';
 import { createLogger, formatErrorLine, type Logger } from './log.ts';
 import { startCpuProfile, stopCpuProfile } from './profile.ts';
+import { V8_FLAGS } from './v8-flags.ts';
 import { monotonicMs } from '../transport/clock.ts';
 import { codeCacheHandle } from '../loader/handle.ts';
 import type { SessionStart } from '../aws/ssm.ts';
@@ -72,14 +73,8 @@ async function run(options: ProxyOptions, logger: Logger): Promise<never> {
   for (const s of Object.keys(SIGNAL_NUMBERS)) process.on(s, () => onSignal(s));
   logger.debug(`ssm-proxy ${VERSION} on node ${process.version}${process.execArgv.length > 0 ? ` ${process.execArgv.join(' ')}` : ''}`);
 
-  // Every frame allocates a little, and V8 answers that churn by doubling its young
-  // generation up to tens of MB: a 64 MiB upload peaked at ~113 MB RSS. V8 consults this
-  // flag each time it considers growing, so setting it at run time works. Set before the
-  // SDK loads, so that start-up does not grow it either: peak RSS 63 MB against 65-66 MB
-  // when set after StartSession, for ~10 ms more start-up (more scavenges while the SDK
-  // loads). The loader sets it before it compiles anything (cached bytecode must match
-  // the flags); this covers runs without the loader (tests run the sources).
-  (await import('node:v8')).setFlagsFromString('--semi-space-growth-factor=1');
+  // The loader has set them already; this covers runs without it (see v8-flags.ts).
+  (await import('node:v8')).setFlagsFromString(V8_FLAGS);
   const { createSsmApi } = await import('../aws/ssm.ts');
   const api = await createSsmApi({ region: options.region, profile: options.profile, profileFromEnv: options.profileFromEnv, endpointUrl: options.endpointUrl, logger, caBundle: options.caBundle });
   const t0 = monotonicMs();

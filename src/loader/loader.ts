@@ -22,6 +22,7 @@ import * as zlib from 'node:zlib';
 import { dirname, isAbsolute, join, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { CODE_CACHE_HANDLE, type CodeCacheHandle, type CodeCacheState } from './handle.ts';
+import { V8_FLAGS } from '../cli/v8-flags.ts';
 
 declare const __SSM_BUILD_ID__: string;
 /** From the build: for each module loaded in steps, its files, dependencies first (names under dist/app). */
@@ -346,10 +347,10 @@ function loadBuiltinsFirst(): void {
 export function main(): void {
   const here = dirname(fileURLToPath(import.meta.url));
   loadBuiltinsFirst();
-  // V8 refuses cached bytecode made under other flags, and the application sets this one
-  // (see src/cli/main.ts), so it is set before anything is compiled: every start then
-  // compiles and caches under the same flags.
-  setFlagsFromString('--semi-space-growth-factor=1');
+  // V8 refuses cached bytecode made under other flags, so the application's (see
+  // src/cli/v8-flags.ts) are set before anything is compiled: every start then compiles
+  // and caches under the same flags.
+  setFlagsFromString(V8_FLAGS);
   const where = cacheDirFor(process.env, __SSM_BUILD_ID__);
   const setting = process.env.SSM_PROXY_CODE_CACHE;
   const offReason = !where && setting && !OFF.test(setting.trim()) ? 'SSM_PROXY_CODE_CACHE is not an absolute path; ignored' : undefined;
