@@ -105,11 +105,13 @@ async function run(options: ProxyOptions, logger: Logger): Promise<never> {
     }
   };
   let signalled: string | undefined;
-  let started: SessionStart | undefined;
+  let startedSession: SessionStart | undefined;
+  let answerWait: NodeJS.Timeout | undefined;
   let ending: Promise<never> | undefined;
   const endStarted = (name: string): Promise<never> =>
     (ending ??= (async () => {
-      if (started) await api.terminateSession(started.sessionId);
+      clearTimeout(answerWait); // the answer came: the API call below is bounded itself
+      if (startedSession) await api.terminateSession(startedSession.sessionId);
       return exit(signalExitCode(name), logger);
     })());
   let start: SessionStart;
@@ -125,8 +127,8 @@ async function run(options: ProxyOptions, logger: Logger): Promise<never> {
           if (signalled) return void exit(signalExitCode(name), logger); // a second signal: at once
           signalled = name;
           logger.debug(`${name} while the session was being started: ending it before exiting`);
-          if (started) void endStarted(name);
-          else setTimeout(() => void exit(signalExitCode(name), logger), START_ANSWER_WAIT_MS);
+          if (startedSession) void endStarted(name);
+          else answerWait = setTimeout(() => void exit(signalExitCode(name), logger), START_ANSWER_WAIT_MS);
         };
         preconnect();
         setImmediate(() => {
@@ -143,7 +145,7 @@ async function run(options: ProxyOptions, logger: Logger): Promise<never> {
     if (signalled) return exit(signalExitCode(signalled), logger);
     throw err;
   }
-  started = start;
+  startedSession = start;
   if (signalled) {
     preconnection?.discard();
     return endStarted(signalled);
