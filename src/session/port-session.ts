@@ -433,8 +433,9 @@ export class PortSession {
     this.o.stdin.pause();
     if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
     const live = () => this.link.isOpen && !this.finished && !this.channel.closed;
-    if (graceful && this.channel.ready && this.reconnecting) {
-      // What stdin gave us waits in the channel: give the reconnect under way the drain's time.
+    if (graceful && this.channel.ready && !this.link.isOpen && !this.channel.closed) {
+      // What stdin gave us waits in the channel: give the reconnect under way (or about to
+      // start: the socket can be closed a turn before the link reports it) the drain's time.
       const waitMs = bySignal ? (this.o.signalDrainTimeoutMs ?? 1_000) : (this.o.drainTimeoutMs ?? 5_000);
       if (!(await this.waitFor(() => this.link.isOpen, waitMs))) this.log.debug('terminating while the data channel is still down');
     }
