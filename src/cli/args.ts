@@ -156,6 +156,8 @@ function describeParseError(err: unknown): string {
   }
   if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
     if (/does not take an argument/.test(text)) return `option ${named ?? ''} does not take a value`;
+    // `--frame-rate -1`: node reads -1 as an option; the value is judged once given with '='.
+    if (/ambiguous/.test(text)) return `option ${named ?? ''} needs a value; one that starts with '-' is given as ${named ?? '--option'}=VALUE`;
     return `option ${named ?? ''} needs a value`;
   }
   return oneLineText(text);

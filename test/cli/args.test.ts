@@ -242,6 +242,7 @@ describe('parseArgs: usage errors', () => {
     ['unknown short option', ['-x', 'i-1'], {}, 'unknown option -x'],
     ['option without value', ['i-1', '--region'], {}, 'option --region needs a value'],
     ['option followed by an option', ['--region', '--profile', 'x', 'i-1'], {}, 'option --region needs a value'],
+    ['negative number as a separate value', ['--frame-rate', '-1', 'i-1'], {}, "option --frame-rate needs a value; one that starts with '-' is given as --frame-rate=VALUE"],
     ['flag with a value', ['--verbose=3', 'i-1'], {}, 'does not take a value'],
     ['bad region', ['--region', 'EU West', 'i-1'], {}, '--region "EU West" is not a valid AWS region name'],
     ['bad region from env', ['i-1'], { AWS_REGION: 'eu_west_1' }, 'AWS_REGION "eu_west_1" is not a valid AWS region name'],
