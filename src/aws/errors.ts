@@ -2,6 +2,7 @@
 // a documented exit code (PROTOCOL.md §2.5).
 import { ExitCode, ProxyError } from '../cli/exit-codes.ts';
 import { oneLine, redact } from '../cli/log.ts';
+import { CA_BUNDLE_ADVICE, UNTRUSTED_CERTIFICATE } from '../transport/tls-context.ts';
 
 export interface AwsErrorContext {
   /** API operation (StartSession, ResumeSession, TerminateSession) or `credentials`. */
@@ -52,7 +53,7 @@ const NETWORK_CODES = new Set([
   'ERR_SOCKET_CONNECTION_TIMEOUT',
 ]);
 
-const TLS_CODE = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|ERR_TLS/;
+const TLS_CODE = new RegExp(`${UNTRUSTED_CERTIFICATE.source}|ERR_TLS`);
 
 /** Service-side faults and rate limits: worth another try in a reconnect loop. */
 const TRANSIENT_CODES = new Set([
@@ -149,7 +150,7 @@ function networkError(f: ErrorFacts, ctx: AwsErrorContext): ProxyError {
   if (TLS_CODE.test(code)) {
     return new ProxyError(
       ExitCode.Network,
-      `cannot reach the SSM endpoint ${endpoint}: its TLS certificate is not trusted (${code}); if a proxy inspects TLS, pass its CA certificate with --ca-bundle or AWS_CA_BUNDLE`,
+      `cannot reach the SSM endpoint ${endpoint}: its TLS certificate is not trusted (${code}); ${CA_BUNDLE_ADVICE}`,
       code,
     );
   }

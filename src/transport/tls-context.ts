@@ -6,6 +6,12 @@ import { createSecureContext, type SecureContext } from 'node:tls';
 
 const contexts = new Map<string, SecureContext>();
 
+/** Node's error codes for a certificate chain or name that TLS verification refused. */
+export const UNTRUSTED_CERTIFICATE = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER/;
+
+/** What to tell a person whose TLS connection to AWS was refused for its certificate. */
+export const CA_BUNDLE_ADVICE = 'if a proxy inspects TLS, pass its CA certificate with --ca-bundle or AWS_CA_BUNDLE';
+
 /**
  * TLS options that trust `ca` (PEM text) instead of node's CA store: the bundle itself
  * and the context made from it once. Empty when `ca` is undefined (node's defaults).

@@ -8,7 +8,7 @@ import { encodeOpenDataChannel } from '../protocol/payloads.ts';
 import { corkUntilNextTick } from './cork.ts';
 import { BatchArenas, directSocket, interceptReceiver, wsSocket } from './ws-frames.ts';
 import { WsReceiver } from './ws-receiver.ts';
-import { trustOptions } from './tls-context.ts';
+import { CA_BUNDLE_ADVICE, trustOptions, UNTRUSTED_CERTIFICATE } from './tls-context.ts';
 import { proxyAgentFor } from './proxy.ts';
 import type { Preconnection } from './preconnect.ts';
 import type { Socket } from 'node:net';
@@ -45,8 +45,6 @@ class OpenFailure extends Error {
 
 /** Largest message accepted from the service; its frames are a few KiB. */
 const MAX_MESSAGE = 16 * 1024 * 1024;
-/** Node's codes for a certificate chain or name that TLS verification refused. */
-const UNTRUSTED_CERTIFICATE = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER/;
 
 export interface LinkEvents {
   message: [Buffer];
@@ -141,7 +139,7 @@ export class WebSocketLink extends EventEmitter<LinkEvents> {
         ws.terminate();
         const untrusted = typeof errCode === 'string' && UNTRUSTED_CERTIFICATE.test(errCode);
         const reason = untrusted
-          ? new ProxyError(ExitCode.Network, `cannot open the Session Manager data channel at ${where}: its TLS certificate is not trusted (${errCode}: ${why}); if a proxy inspects TLS, pass its CA certificate with --ca-bundle or AWS_CA_BUNDLE`, 'WebSocketTlsUntrusted')
+          ? new ProxyError(ExitCode.Network, `cannot open the Session Manager data channel at ${where}: its TLS certificate is not trusted (${errCode}: ${why}); ${CA_BUNDLE_ADVICE}`, 'WebSocketTlsUntrusted')
           : new ProxyError(ExitCode.Network, `cannot open the Session Manager data channel at ${where}: ${why}; check your network, proxy and firewall settings for ssmmessages`, 'WebSocketOpenFailed');
         reject(new OpenFailure(reason, why, answered));
       };
