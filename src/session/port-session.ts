@@ -433,16 +433,15 @@ export class PortSession {
     this.o.stdin.pause();
     if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
     const live = () => this.link.isOpen && !this.finished && !this.channel.closed;
+    // §10.2 waits up to 5 s (1 s on a signal) for the agent to take what stdin gave us;
+    // here that is 5 s without progress, so a slow target still gets all of it.
+    const drainMs = bySignal ? (this.o.signalDrainTimeoutMs ?? 1_000) : (this.o.drainTimeoutMs ?? 5_000);
     if (graceful && this.channel.ready && !this.link.isOpen && !this.channel.closed) {
       // What stdin gave us waits in the channel: give the reconnect under way (or about to
       // start: the socket can be closed a turn before the link reports it) the drain's time.
-      const waitMs = bySignal ? (this.o.signalDrainTimeoutMs ?? 1_000) : (this.o.drainTimeoutMs ?? 5_000);
-      if (!(await this.waitFor(() => this.link.isOpen, waitMs))) this.log.debug('terminating while the data channel is still down');
+      if (!(await this.waitFor(() => this.link.isOpen, drainMs))) this.log.debug('terminating while the data channel is still down');
     }
     if (graceful && this.channel.ready && live()) {
-      // §10.2 waits up to 5 s (1 s on a signal) for the agent to take what stdin gave us;
-      // here that is 5 s without progress, so a slow target still gets all of it.
-      const drainMs = bySignal ? (this.o.signalDrainTimeoutMs ?? 1_000) : (this.o.drainTimeoutMs ?? 5_000);
       const drained = await this.waitFor(() => this.channel.unacked === 0 && this.channel.pendingBytes === 0, drainMs, bySignal ? undefined : () => this.undeliveredBytes());
       if (!drained) this.log.debug('terminating with data still unacknowledged');
       if (live() && versionGreaterThan(this.channel.agentVersion, TERMINATE_FLAG_MIN_AGENT_EXCLUSIVE)) {

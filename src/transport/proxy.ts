@@ -103,11 +103,16 @@ export type ConnectArgs = ConnectionOptions & { host?: string | null; port?: num
 /** Called with the host:port and the proxy of each connection that goes through one. */
 export type TunnelListener = (target: string, proxy: URL) => void;
 
+/** The host and port a node agent's connection options name, defaults filled in. */
+function hostAndPort(secure: boolean, options: ConnectArgs): { host: string; port: number } {
+  return { host: options.host || 'localhost', port: Number(options.port) || (secure ? 443 : 80) };
+}
+
 /** The URL (scheme, host and port) a node agent's connection leads to; undefined when no URL can hold its host. */
 export function connectionTarget(secure: boolean, options: ConnectArgs): URL | undefined {
-  const host = options.host || 'localhost';
+  const { host, port } = hostAndPort(secure, options);
   try {
-    return new URL(`${secure ? 'https' : 'http'}://${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${Number(options.port) || (secure ? 443 : 80)}`);
+    return new URL(`${secure ? 'https' : 'http'}://${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${port}`);
   } catch {
     return undefined;
   }
@@ -122,8 +127,7 @@ function routeOf(secure: boolean, options: ConnectArgs, env: NodeJS.ProcessEnv, 
   const target = connectionTarget(secure, options);
   const proxy = target && proxyFor(target, env);
   if (!proxy) return undefined;
-  const host = options.host || 'localhost';
-  const port = Number(options.port) || (secure ? 443 : 80);
+  const { host, port } = hostAndPort(secure, options);
   onTunnel?.(`${host}:${port}`, proxy);
   return { proxy, host, port };
 }
