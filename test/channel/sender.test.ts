@@ -99,14 +99,18 @@ describe('sender', () => {
     expect(small.drain().transmit).toHaveLength(1);
   });
 
-  it('reports the give-up rule as an event, counting only connected, unpaused time', () => {
+  /**
+   * With a 1 s give-up rule and unacked data: no give-up while `hold` is in force (from
+   * 10 ms to 5 s), then one after `release` at 5 s, not before a full second of it.
+   */
+  function expectGiveUpOnlyAfterRelease(data: string, hold: (c: ReliableChannel, t: number) => void, release: (c: ReliableChannel, t: number) => void) {
     const { client } = connectedPair({ giveUpMs: 1000 });
     client.drain();
-    client.write(Buffer.from('never acked'), 0);
-    client.setConnected(false, 10);
+    client.write(Buffer.from(data), 0);
+    hold(client, 10);
     for (let t = 10; t < 5000; t += 50) client.tick(t);
     expect(client.drain().events.some((e) => e.type === 'give-up')).toBe(false);
-    client.setConnected(true, 5000);
+    release(client, 5000);
     let gaveUp = false;
     for (let t = 5000; t < 7000 && !gaveUp; t += 50) {
       client.tick(t);
@@ -114,23 +118,14 @@ describe('sender', () => {
       if (gaveUp) expect(t).toBeGreaterThanOrEqual(5000 + 990);
     }
     expect(gaveUp).toBe(true);
+  }
+
+  it('reports the give-up rule as an event, counting only connected, unpaused time', () => {
+    expectGiveUpOnlyAfterRelease('never acked', (c, t) => c.setConnected(false, t), (c, t) => c.setConnected(true, t));
   });
 
   it('does not count against the peer the time we held back reading it (a slow consumer: its acks wait unread)', () => {
-    const { client } = connectedPair({ giveUpMs: 1000 });
-    client.drain();
-    client.write(Buffer.from('acked, but the ack sits unread'), 0);
-    client.setReadingHeld(true, 10);
-    for (let t = 10; t < 5000; t += 50) client.tick(t);
-    expect(client.drain().events.some((e) => e.type === 'give-up')).toBe(false);
-    client.setReadingHeld(false, 5000);
-    let gaveUp = false;
-    for (let t = 5000; t < 7000 && !gaveUp; t += 50) {
-      client.tick(t);
-      gaveUp = client.drain().events.some((e) => e.type === 'give-up');
-      if (gaveUp) expect(t).toBeGreaterThanOrEqual(5000 + 990);
-    }
-    expect(gaveUp).toBe(true);
+    expectGiveUpOnlyAfterRelease('acked, but the ack sits unread', (c, t) => c.setReadingHeld(true, t), (c, t) => c.setReadingHeld(false, t));
   });
 
   it('resends its first frames as soon as the agent shows the target is connected (quirk Q32)', () => {
