@@ -23,23 +23,31 @@ function configFile(env: NodeJS.ProcessEnv): string | undefined {
 }
 
 /**
- * `region` from the section of `profile` ('default' when undefined) in the AWS config
- * file: `[default]` or `[profile NAME]`. Undefined when the file, the section or the
- * setting is missing, or the value does not look like a region.
+ * The config file's text; 'missing' when there is none; undefined when it cannot be
+ * read here (not a regular file, too large, unreadable).
  */
-export function configFileRegion(profile: string | undefined, env: NodeJS.ProcessEnv = process.env): string | undefined {
+export function configFileText(env: NodeJS.ProcessEnv = process.env): string | 'missing' | undefined {
   const file = configFile(env);
   if (!file) return undefined;
-  let text: string;
   try {
     // Only a regular file: a pipe (AWS_CONFIG_FILE=<(…)) read here would be empty for the
     // SDK afterwards, and opening one without a writer would block.
     const st = statSync(file);
     if (!st.isFile() || st.size > MAX_CONFIG_BYTES) return undefined;
-    text = readFileSync(file, 'utf8');
-  } catch {
-    return undefined;
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : undefined;
   }
+}
+
+/**
+ * `region` from the section of `profile` ('default' when undefined) in the AWS config
+ * file: `[default]` or `[profile NAME]`. Undefined when the file, the section or the
+ * setting is missing, or the value does not look like a region.
+ */
+export function configFileRegion(profile: string | undefined, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const text = configFileText(env);
+  if (typeof text !== 'string') return undefined;
   const name = profile ?? 'default';
   let inProfile = false;
   let region: string | undefined;

@@ -17,6 +17,9 @@ import { expectedApiOrigin } from './partition.ts';
 import { configFileRegion } from './config-region.ts';
 import { trustOptions } from '../transport/tls-context.ts';
 import { codeCacheHandle } from '../loader/handle.ts';
+import { VERSION } from '../cli/args.ts';
+import { directRoute, type DirectRoute } from './direct-route.ts';
+import { SsmJsonClient } from './json-client.ts';
 
 export interface SsmConfig {
   region?: string;
@@ -28,6 +31,8 @@ export interface SsmConfig {
    */
   profileFromEnv?: boolean;
   endpointUrl?: string;
+  /** Every call through the AWS SDK, even with keys in the environment. */
+  useSdk?: boolean;
   logger?: Logger;
   /** PEM file of CAs to trust for the SSM API (and the STS/SSO calls of the credential chain). */
   caBundle?: string;
@@ -183,8 +188,32 @@ async function withDeadline<T>(ms: number, call: (signal: AbortSignal) => Promis
   }
 }
 
+type SessionOutput = { SessionId?: string; StreamUrl?: string; TokenValue?: string };
+
+/** How the three calls reach the API: through the AWS SDK, or signed here (json-client.ts). */
+interface ApiCaller {
+  readonly region: string;
+  /** Looks the credentials up (the SDK's chain); throws a ProxyError for a person. */
+  ensureCredentials(ctx: AwsErrorContext, forceRefresh?: boolean): Promise<void>;
+  /** StartSession or ResumeSession, with the SDK's retries, until `abortSignal`. */
+  call(operation: 'StartSession' | 'ResumeSession', input: Record<string, unknown>, abortSignal: AbortSignal): Promise<SessionOutput>;
+  /** One attempt, its connection and answer within `timeoutMs`. */
+  terminate(sessionId: string, timeoutMs: number, abortSignal: AbortSignal): Promise<void>;
+}
+
+/** What both callers share: the settings and the API's connection. */
+interface CallerSetup {
+  cfg: SsmConfig;
+  logger: Logger;
+  timeouts: SsmTimeouts;
+  ca: string | undefined;
+  apiConnection: ReturnType<typeof agentWithPreconnection>;
+  secureEndpoint: boolean;
+  onTunnel: (target: string, proxy: URL) => void;
+}
+
 /**
- * Resolves the region and prepares SDK clients. Throws ProxyError(Usage) when
+ * Resolves the region and prepares the calls. Throws ProxyError(Usage) when
  * no region is configured anywhere, or the CA bundle cannot be read.
  * Credentials are only looked up by the first call.
  */
@@ -196,9 +225,10 @@ export async function createSsmApi(cfg: SsmConfig): Promise<SsmApi> {
   // The SDK v3 ignores HTTPS_PROXY; the CLI and the plugin honour it, so do we. The route
   // is decided for each connection's host (NO_PROXY may list the SSM endpoint and not
   // STS, or the other way round), so it holds whatever region or endpoint the SDK resolves.
-  const proxies = proxiesConfigured();
   const secureEndpoint = cfg.endpointUrl === undefined || new URL(cfg.endpointUrl).protocol === 'https:';
   const onTunnel = (target: string, proxy: URL) => logger.debug(`connecting to ${target} through the proxy ${proxy.host}`);
+  // Read before anything connects: a malformed proxy setting is an error at start.
+  proxiesConfigured();
 
   // The API's connection (DNS, TCP, TLS) opens while the SDK loads, where we know where
   // it will go and no proxy is in the way; where we could not tell, once the SDK has
@@ -207,24 +237,177 @@ export async function createSsmApi(cfg: SsmConfig): Promise<SsmApi> {
   // Given the CA bundle itself, not its context: that comes with the first connection (RoutingHttpsAgent).
   const trust = ca !== undefined ? { ca } : {};
   const apiConnection = agentWithPreconnection(secureEndpoint, { keepAlive: true, maxSockets: 50, ...trust }, () => logger.trace('SSM API: using the connection opened ahead'), onTunnel);
-  const openApiConnection = (region: string | undefined): boolean => {
-    const origin = expectedApiOrigin(region, cfg.endpointUrl);
-    if (!origin || proxyFor(new URL(origin))) return false;
-    try {
-      apiConnection.use(new Preconnection(new URL(origin), ca));
-      logger.trace(`opening a connection to ${origin} for the SSM API`);
-      return true;
-    } catch (err) {
-      // Only a head start: the SDK connects on its own.
-      logger.trace(`could not open a connection to ${origin} ahead: ${(err as Error).message}`);
-      return false;
-    }
+  const setup: CallerSetup = { cfg, logger, timeouts, ca, apiConnection, secureEndpoint, onTunnel };
+
+  const route = directRoute(cfg);
+  let caller: ApiCaller;
+  if (route.ok) {
+    openApiConnection(setup, route.region);
+    logger.debug(`SSM API: ${route.endpoint.origin}, keys from the environment, requests signed by ssm-proxy (the AWS SDK is not loaded)`);
+    caller = directCaller(setup, route);
+  } else {
+    logger.trace(`SSM API: through the AWS SDK (${route.reason})`);
+    caller = await sdkCaller(setup);
+  }
+  const region = caller.region;
+
+  const endpointForMessages = cfg.endpointUrl;
+  const context = (operation: string, extra: Partial<AwsErrorContext> = {}): AwsErrorContext => ({
+    operation,
+    region,
+    ...(cfg.profile !== undefined ? { profile: cfg.profile } : {}),
+    ...(endpointForMessages !== undefined ? { endpoint: endpointForMessages } : {}),
+    ...extra,
+  });
+  const timeoutError = (operation: string) => () =>
+    new ProxyError(
+      ExitCode.Network,
+      `${operation} got no answer from ${endpointForMessages ?? `the SSM endpoint in ${region}`} within ${Math.round(timeouts.callMs / 1000)} s; check your network and proxy settings`,
+      'TimeoutError',
+    );
+  const send = (operation: 'StartSession' | 'ResumeSession', input: Record<string, unknown>) =>
+    withDeadline(timeouts.callMs, (abortSignal) => caller.call(operation, input, abortSignal), timeoutError(operation));
+
+  const streamUrls = new Map<string, string>();
+
+  function registerToken(token: string): void {
+    logger.addSecret(token);
+  }
+
+  return {
+    region,
+    endpointIsLoopback: isLoopbackUrl(cfg.endpointUrl),
+    ...(ca !== undefined ? { ca } : {}),
+
+    async startSession(req) {
+      const ctx = context('StartSession', { target: req.target, documentName: req.documentName });
+      await caller.ensureCredentials(ctx);
+      const input = {
+        Target: req.target,
+        DocumentName: req.documentName,
+        Parameters: { portNumber: [String(req.port)] },
+        ...(req.reason ? { Reason: req.reason } : {}),
+      };
+      logger.debug(`StartSession ${req.target} port ${req.port} document ${req.documentName} in ${region}`);
+      let out: SessionOutput;
+      try {
+        out = await whileWatchingSend(req.onSent, () => send('StartSession', input));
+      } catch (err) {
+        throw classifyAwsError(err, ctx);
+      } finally {
+        apiConnection.discard(); // if StartSession went elsewhere
+      }
+      if (typeof out.TokenValue === 'string' && out.TokenValue) registerToken(out.TokenValue);
+      const missing = (['SessionId', 'StreamUrl', 'TokenValue'] as const).filter((k) => typeof out[k] !== 'string' || !out[k]);
+      if (missing.length > 0) {
+        throw new ProxyError(
+          ExitCode.Protocol,
+          `StartSession answered without ${missing.join(', ')}; the endpoint ${endpointForMessages ?? `in ${region}`} does not behave like SSM, check --endpoint-url`,
+          'IncompleteResponse',
+        );
+      }
+      const start: SessionStart = { sessionId: out.SessionId!, streamUrl: out.StreamUrl!, tokenValue: out.TokenValue! };
+      streamUrls.set(start.sessionId, start.streamUrl);
+      logger.debug(`session ${start.sessionId} started`);
+      return start;
+    },
+
+    async resumeSession(sessionId) {
+      const ctx = context('ResumeSession', { sessionId });
+      await caller.ensureCredentials(ctx);
+      const input = { SessionId: sessionId };
+      let out: SessionOutput;
+      try {
+        out = await send('ResumeSession', input);
+      } catch (first) {
+        const classified = classifyAwsError(first, ctx);
+        if (classified.exitCode !== ExitCode.Credentials) throw classified;
+        // Long sessions outlive short-term credentials: reload them once (PROTOCOL.md §11.6).
+        logger.debug(`ResumeSession: ${classified.message}; reloading credentials once`);
+        await caller.ensureCredentials(ctx, true);
+        try {
+          out = await send('ResumeSession', input);
+        } catch (second) {
+          throw classifyAwsError(second, ctx);
+        }
+      }
+      if (typeof out.TokenValue !== 'string' || !out.TokenValue) {
+        logger.debug(`ResumeSession for ${sessionId} returned no token: the session timed out`);
+        return 'timed-out';
+      }
+      registerToken(out.TokenValue);
+      const returnedUrl = typeof out.StreamUrl === 'string' ? out.StreamUrl : '';
+      const streamUrl = returnedUrl || streamUrls.get(sessionId) || '';
+      if (returnedUrl) streamUrls.set(sessionId, returnedUrl);
+      return { sessionId: (typeof out.SessionId === 'string' && out.SessionId) || sessionId, streamUrl, tokenValue: out.TokenValue };
+    },
+
+    async terminateSession(sessionId, timeoutMs = DEFAULT_TERMINATE_TIMEOUT_MS) {
+      try {
+        await withDeadline(
+          timeoutMs,
+          (abortSignal) => caller.terminate(sessionId, timeoutMs, abortSignal),
+          () => new ProxyError(ExitCode.Network, `TerminateSession timed out after ${timeoutMs} ms`, 'TimeoutError'),
+        );
+        logger.debug(`session ${sessionId} terminated`);
+      } catch (err) {
+        const classified = classifyAwsError(err, context('TerminateSession', { sessionId }));
+        logger.debug(`TerminateSession ${sessionId} ignored: ${classified.message}`);
+      }
+    },
   };
+}
+
+/**
+ * Opens the API's connection ahead to where `region` and the endpoint setting say, unless a
+ * proxy is in the way. Only a head start: when it fails, the request connects on its own.
+ */
+function openApiConnection(setup: CallerSetup, region: string | undefined): boolean {
+  const origin = expectedApiOrigin(region, setup.cfg.endpointUrl);
+  if (!origin || proxyFor(new URL(origin))) return false;
+  try {
+    setup.apiConnection.use(new Preconnection(new URL(origin), setup.ca));
+    setup.logger.trace(`opening a connection to ${origin} for the SSM API`);
+    return true;
+  } catch (err) {
+    setup.logger.trace(`could not open a connection to ${origin} ahead: ${(err as Error).message}`);
+    return false;
+  }
+}
+
+/** The calls signed here with the environment's keys; the AWS SDK is not loaded. */
+function directCaller(setup: CallerSetup, route: Extract<DirectRoute, { ok: true }>): ApiCaller {
+  const { timeouts, logger } = setup;
+  const client = new SsmJsonClient({
+    endpoint: route.endpoint,
+    region: route.region,
+    credentials: route.credentials,
+    agent: setup.apiConnection.agent,
+    userAgent: `ssm-proxy/${VERSION} node/${process.version}`,
+    maxAttempts: route.maxAttempts,
+    trace: (line) => logger.trace(line),
+  });
+  return {
+    region: route.region,
+    // Nothing to look up; and nothing to reload: the environment does not change under us.
+    async ensureCredentials() {},
+    call: (operation, input, signal) => client.call(operation, input, { signal, connectMs: timeouts.connectMs, requestMs: timeouts.requestMs }),
+    async terminate(sessionId, timeoutMs, signal) {
+      await client.call('TerminateSession', { SessionId: sessionId }, { signal, maxAttempts: 1, requestMs: timeoutMs, connectMs: Math.min(timeouts.connectMs, timeoutMs) });
+    },
+  };
+}
+
+/** The calls through the AWS SDK: its region resolution, credential chain, signing and retries. */
+async function sdkCaller(setup: CallerSetup): Promise<ApiCaller> {
+  const { cfg, logger, timeouts, ca, apiConnection, secureEndpoint, onTunnel } = setup;
+  const proxies = proxiesConfigured();
+  const trust = ca !== undefined ? { ca } : {};
   // The region as the SDK will resolve it, where we can tell before loading it: given, or
   // (the usual set-up) in the config file's profile.
   const regionGuess = cfg.region ?? (cfg.endpointUrl === undefined ? configFileRegion(cfg.profile) : undefined);
   if (cfg.region === undefined && regionGuess !== undefined) logger.trace(`region ${regionGuess} from the AWS config file, to open the API's connection early`);
-  const connectionUnderWay = (regionGuess !== undefined || cfg.endpointUrl !== undefined) && openApiConnection(regionGuess);
+  const connectionUnderWay = (regionGuess !== undefined || cfg.endpointUrl !== undefined) && openApiConnection(setup, regionGuess);
 
   // Before the SDK loads: its client constructor warns about Node < 22 on every run.
   installWarningFilter();
@@ -310,7 +493,7 @@ export async function createSsmApi(cfg: SsmConfig): Promise<SsmApi> {
     throw classifyAwsError(err, { operation: 'configuration' });
   }
   // None opened yet, or one to where the SDK does not go (it read other settings).
-  if (expectedApiOrigin(region, cfg.endpointUrl) !== expectedApiOrigin(regionGuess, cfg.endpointUrl)) openApiConnection(region);
+  if (expectedApiOrigin(region, cfg.endpointUrl) !== expectedApiOrigin(regionGuess, cfg.endpointUrl)) openApiConnection(setup, region);
 
   const imds = imdsSettings(timeouts.imdsMs);
   const envKeys = Boolean(process.env.AWS_ACCESS_KEY_ID && process.env.AWS_SECRET_ACCESS_KEY);
@@ -324,21 +507,6 @@ export async function createSsmApi(cfg: SsmConfig): Promise<SsmApi> {
     logger: sdkLogger,
   });
 
-  const endpointForMessages = cfg.endpointUrl;
-  const context = (operation: string, extra: Partial<AwsErrorContext> = {}): AwsErrorContext => ({
-    operation,
-    region,
-    ...(cfg.profile !== undefined ? { profile: cfg.profile } : {}),
-    ...(endpointForMessages !== undefined ? { endpoint: endpointForMessages } : {}),
-    ...extra,
-  });
-  const timeoutError = (operation: string) => () =>
-    new ProxyError(
-      ExitCode.Network,
-      `${operation} got no answer from ${endpointForMessages ?? `the SSM endpoint in ${region}`} within ${Math.round(timeouts.callMs / 1000)} s; check your network and proxy settings`,
-      'TimeoutError',
-    );
-
   /** For a named profile, the chain's catch-all failure replaced by why the profile's provider failed. */
   function profileFailure(err: unknown): Error | undefined {
     const why = providerFailures.get('fromIni');
@@ -349,128 +517,47 @@ export async function createSsmApi(cfg: SsmConfig): Promise<SsmApi> {
     return Object.assign(new Error(message), { name: 'CredentialsProviderError' });
   }
 
-  /** Separate so a missing-credentials failure is reported as such, not as an API error. */
-  async function ensureCredentials(ctx: AwsErrorContext, forceRefresh = false): Promise<void> {
-    const started = monotonicMs();
-    try {
-      await withDeadline(
-        timeouts.credentialsMs,
-        () => credentials(forceRefresh ? { forceRefresh: true } : {}),
-        () =>
-          new ProxyError(
-            ExitCode.Credentials,
-            `no AWS credentials within ${Math.round(timeouts.credentialsMs / 1000)} s${cfg.profile !== undefined ? ` for profile ${cfg.profile}` : ''}: the lookup did not finish (a credential_process or sign-in that hangs?); check where the profile gets its credentials`,
-            'CredentialsTimeout',
-          ),
-      );
-    } catch (err) {
-      logger.debug(`credential lookup failed after ${Math.round(monotonicMs() - started)} ms`);
-      throw classifyAwsError(profileFailure(err) ?? err, { ...ctx, operation: 'credentials' });
-    }
-    logger.trace(`credentials ready in ${Math.round(monotonicMs() - started)} ms`);
-  }
-
-  const streamUrls = new Map<string, string>();
-
-  function registerToken(token: string): void {
-    logger.addSecret(token);
-  }
-
   let terminateClient: SSMClient | undefined;
+  const commands = { StartSession: sdk.StartSessionCommand, ResumeSession: sdk.ResumeSessionCommand } as const;
 
   return {
     region,
-    endpointIsLoopback: isLoopbackUrl(cfg.endpointUrl),
-    ...(ca !== undefined ? { ca } : {}),
 
-    async startSession(req) {
-      const ctx = context('StartSession', { target: req.target, documentName: req.documentName });
-      await ensureCredentials(ctx);
-      const input = {
-        Target: req.target,
-        DocumentName: req.documentName,
-        Parameters: { portNumber: [String(req.port)] },
-        ...(req.reason ? { Reason: req.reason } : {}),
-      };
-      logger.debug(`StartSession ${req.target} port ${req.port} document ${req.documentName} in ${region}`);
-      let out: { SessionId?: string; StreamUrl?: string; TokenValue?: string };
+    /** Separate so a missing-credentials failure is reported as such, not as an API error. */
+    async ensureCredentials(ctx, forceRefresh = false) {
+      const started = monotonicMs();
       try {
-        out = await whileWatchingSend(req.onSent, () =>
-          withDeadline(timeouts.callMs, (abortSignal) => client.send(new sdk.StartSessionCommand(input), { abortSignal }), timeoutError('StartSession')),
-        );
-      } catch (err) {
-        throw classifyAwsError(err, ctx);
-      } finally {
-        apiConnection.discard(); // if StartSession went elsewhere
-      }
-      if (out.TokenValue) registerToken(out.TokenValue);
-      const missing = (['SessionId', 'StreamUrl', 'TokenValue'] as const).filter((k) => !out[k]);
-      if (missing.length > 0) {
-        throw new ProxyError(
-          ExitCode.Protocol,
-          `StartSession answered without ${missing.join(', ')}; the endpoint ${endpointForMessages ?? `in ${region}`} does not behave like SSM, check --endpoint-url`,
-          'IncompleteResponse',
-        );
-      }
-      const start: SessionStart = { sessionId: out.SessionId!, streamUrl: out.StreamUrl!, tokenValue: out.TokenValue! };
-      streamUrls.set(start.sessionId, start.streamUrl);
-      logger.debug(`session ${start.sessionId} started`);
-      return start;
-    },
-
-    async resumeSession(sessionId) {
-      const ctx = context('ResumeSession', { sessionId });
-      await ensureCredentials(ctx);
-      const send = () =>
-        withDeadline(
-          timeouts.callMs,
-          (abortSignal) => client.send(new sdk.ResumeSessionCommand({ SessionId: sessionId }), { abortSignal }),
-          timeoutError('ResumeSession'),
-        );
-      let out: { SessionId?: string; StreamUrl?: string; TokenValue?: string };
-      try {
-        out = await send();
-      } catch (first) {
-        const classified = classifyAwsError(first, ctx);
-        if (classified.exitCode !== ExitCode.Credentials) throw classified;
-        // Long sessions outlive short-term credentials: reload them once (PROTOCOL.md §11.6).
-        logger.debug(`ResumeSession: ${classified.message}; reloading credentials once`);
-        await ensureCredentials(ctx, true);
-        try {
-          out = await send();
-        } catch (second) {
-          throw classifyAwsError(second, ctx);
-        }
-      }
-      if (!out.TokenValue) {
-        logger.debug(`ResumeSession for ${sessionId} returned no token: the session timed out`);
-        return 'timed-out';
-      }
-      registerToken(out.TokenValue);
-      const streamUrl = out.StreamUrl || streamUrls.get(sessionId) || '';
-      if (out.StreamUrl) streamUrls.set(sessionId, out.StreamUrl);
-      return { sessionId: out.SessionId || sessionId, streamUrl, tokenValue: out.TokenValue };
-    },
-
-    async terminateSession(sessionId, timeoutMs = DEFAULT_TERMINATE_TIMEOUT_MS) {
-      try {
-        terminateClient ??= new sdk.SSMClient({
-          ...baseConfig,
-          region,
-          maxAttempts: 1,
-          requestHandler: { ...requestHandler(timeoutMs), connectionTimeout: Math.min(timeouts.connectMs, timeoutMs) },
-        });
-        const sender = terminateClient;
         await withDeadline(
-          timeoutMs,
-          (abortSignal) => sender.send(new sdk.TerminateSessionCommand({ SessionId: sessionId }), { abortSignal }),
-          () => new ProxyError(ExitCode.Network, `TerminateSession timed out after ${timeoutMs} ms`, 'TimeoutError'),
+          timeouts.credentialsMs,
+          () => credentials(forceRefresh ? { forceRefresh: true } : {}),
+          () =>
+            new ProxyError(
+              ExitCode.Credentials,
+              `no AWS credentials within ${Math.round(timeouts.credentialsMs / 1000)} s${cfg.profile !== undefined ? ` for profile ${cfg.profile}` : ''}: the lookup did not finish (a credential_process or sign-in that hangs?); check where the profile gets its credentials`,
+              'CredentialsTimeout',
+            ),
         );
-        logger.debug(`session ${sessionId} terminated`);
       } catch (err) {
-        const classified = classifyAwsError(err, context('TerminateSession', { sessionId }));
-        logger.debug(`TerminateSession ${sessionId} ignored: ${classified.message}`);
+        logger.debug(`credential lookup failed after ${Math.round(monotonicMs() - started)} ms`);
+        throw classifyAwsError(profileFailure(err) ?? err, { ...ctx, operation: 'credentials' });
       }
+      logger.trace(`credentials ready in ${Math.round(monotonicMs() - started)} ms`);
+    },
+
+    async call(operation, input, abortSignal) {
+      // The commands' input types are the SDK's; ours is the same JSON.
+      const Command = commands[operation] as unknown as new (input: Record<string, unknown>) => Parameters<SSMClient['send']>[0];
+      return (await client.send(new Command(input), { abortSignal })) as SessionOutput;
+    },
+
+    async terminate(sessionId, timeoutMs, abortSignal) {
+      terminateClient ??= new sdk.SSMClient({
+        ...baseConfig,
+        region,
+        maxAttempts: 1,
+        requestHandler: { ...requestHandler(timeoutMs), connectionTimeout: Math.min(timeouts.connectMs, timeoutMs) },
+      });
+      await terminateClient.send(new sdk.TerminateSessionCommand({ SessionId: sessionId }), { abortSignal });
     },
   };
 }

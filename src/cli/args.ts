@@ -47,6 +47,8 @@ export interface ProxyOptions {
   giveUpSeconds: number;
   /** Keep trying to resume a dropped data channel this long (§11.6). */
   reconnectSeconds: number;
+  /** Make every API call through the AWS SDK, even with keys in the environment (SSM_PROXY_USE_SDK). */
+  useSdk?: boolean;
 }
 
 export type ParsedArgs =
@@ -279,6 +281,8 @@ function buildOptions(
   const giveUpSeconds = numberOption(undefined, 'SSM_PROXY_GIVE_UP_AFTER', env, 'SSM_PROXY_GIVE_UP_AFTER', 1, 86400, 300);
   const reconnectSeconds = numberOption(undefined, 'SSM_PROXY_RECONNECT_FOR', env, 'SSM_PROXY_RECONNECT_FOR', 1, 86400, 300);
 
+  const useSdk = switchOption(env, 'SSM_PROXY_USE_SDK');
+
   const options: ProxyOptions = { target, port, documentName, verbose, frameRate, maxPayload, handshakeTimeoutSeconds, giveUpSeconds, reconnectSeconds };
   // Absent rather than undefined keys, so callers can spread options without clobbering defaults.
   if (region !== undefined) options.region = region;
@@ -288,7 +292,16 @@ function buildOptions(
   if (endpointUrl !== undefined) options.endpointUrl = endpointUrl;
   if (logFile !== undefined) options.logFile = logFile;
   if (caBundle !== undefined) options.caBundle = caBundle;
+  if (useSdk) options.useSdk = true;
   return options;
+}
+
+/** An on/off setting in the environment: 1, true, yes, on or 0, false, no, off (unset: off). */
+function switchOption(env: NodeJS.ProcessEnv, name: string): boolean {
+  const value = envValue(env, name);
+  if (value === undefined || /^(0|false|no|off)$/i.test(value)) return false;
+  if (/^(1|true|yes|on)$/i.test(value)) return true;
+  throw new UsageError(`${name}=${quote(value)} is neither on (1, true, yes, on) nor off (0, false, no, off)`);
 }
 
 function numberOption(
@@ -365,6 +378,7 @@ export function usageText(): string {
     '  SSM_PROXY_HANDSHAKE_TIMEOUT  seconds to wait for the agent\'s handshake (default 30)',
     '  SSM_PROXY_GIVE_UP_AFTER      seconds data may stay unacknowledged before giving up (default 300)',
     '  SSM_PROXY_RECONNECT_FOR      seconds to keep resuming a dropped data channel (default 300)',
+    '  SSM_PROXY_USE_SDK=1          API calls through the AWS SDK even with keys in the environment',
     '',
     'Exit codes:',
     ...exitLines,

@@ -76,7 +76,7 @@ async function run(options: ProxyOptions, logger: Logger): Promise<never> {
   // The loader has set them already; this covers runs without it (see v8-flags.ts).
   (await import('node:v8')).setFlagsFromString(V8_FLAGS);
   const { createSsmApi } = await import('../aws/ssm.ts');
-  const api = await createSsmApi({ region: options.region, profile: options.profile, profileFromEnv: options.profileFromEnv, endpointUrl: options.endpointUrl, logger, caBundle: options.caBundle });
+  const api = await createSsmApi({ region: options.region, profile: options.profile, profileFromEnv: options.profileFromEnv, endpointUrl: options.endpointUrl, useSdk: options.useSdk, logger, caBundle: options.caBundle });
   const t0 = monotonicMs();
   // The session's code loads while StartSession's answer is on its way (7-10 ms that
   // would otherwise come after it), or after the answer if the request gave no signal.

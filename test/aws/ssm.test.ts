@@ -16,7 +16,7 @@ const SECRET_KEY = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY';
 const TOKEN = 'AAEAAExampleTokenValue0123456789abcdef==';
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
 
-type Reply = { status: number; body: unknown; contentType?: string } | 'hang';
+type Reply = { status: number; body: unknown; contentType?: string; headers?: Record<string, string> } | 'hang';
 
 interface RecordedRequest {
   operation: string;
@@ -50,7 +50,7 @@ class FakeSsm {
         const count = this.requests.filter((r) => r.operation === operation).length;
         const reply = this.reply(operation, body, count);
         if (reply === 'hang') return;
-        res.writeHead(reply.status, { 'content-type': reply.contentType ?? 'application/x-amz-json-1.1' });
+        res.writeHead(reply.status, { 'content-type': reply.contentType ?? 'application/x-amz-json-1.1', ...reply.headers });
         res.end(typeof reply.body === 'string' ? reply.body : JSON.stringify(reply.body));
       });
     });
@@ -165,8 +165,11 @@ function useStaticCredentials(): void {
   process.env.AWS_SECRET_ACCESS_KEY = SECRET_KEY;
 }
 
+/** SSM_PROXY_USE_SDK, for the tests run on both routes. */
+let useSdk = false;
+
 function config(extra: Partial<SsmConfig> = {}): SsmConfig {
-  return { region: 'eu-west-1', endpointUrl: fake.url, ...extra };
+  return { region: 'eu-west-1', endpointUrl: fake.url, ...(useSdk ? { useSdk } : {}), ...extra };
 }
 
 /** Profile `admin` assumes a role through STS at `stsUrl` (the fake answers it too), in eu-north-1. */
@@ -293,271 +296,320 @@ describe('behind HTTP_PROXY, each host routed as NO_PROXY says', () => {
   });
 });
 
-describe('startSession', () => {
-  beforeEach(useStaticCredentials);
+// The same calls and the same outcomes on both routes: signed here with the environment's
+// keys, and through the AWS SDK (SSM_PROXY_USE_SDK=1, and every other credential source).
+describe.each([
+  ['signed by ssm-proxy', false],
+  ['through the AWS SDK', true],
+] as const)('%s', (_route, viaSdk) => {
+  beforeEach(() => {
+    useSdk = viaSdk;
+  });
+  afterEach(() => {
+    useSdk = false;
+  });
 
-  it('sends the documented request and returns the session', async () => {
-    const api = await createSsmApi(config());
-    const start = await api.startSession({ ...request, port: 2222 });
-    expect(start).toEqual({
-      sessionId: 'alice-0a1b2c3d4e5f67890',
-      streamUrl: 'wss://ssmmessages.eu-west-1.amazonaws.com/v1/data-channel/alice-0a1b2c3d4e5f67890?role=publish_subscribe',
-      tokenValue: TOKEN,
+  describe('startSession', () => {
+    beforeEach(useStaticCredentials);
+
+    it('sends the documented request and returns the session', async () => {
+      const api = await createSsmApi(config());
+      const start = await api.startSession({ ...request, port: 2222 });
+      expect(start).toEqual({
+        sessionId: 'alice-0a1b2c3d4e5f67890',
+        streamUrl: 'wss://ssmmessages.eu-west-1.amazonaws.com/v1/data-channel/alice-0a1b2c3d4e5f67890?role=publish_subscribe',
+        tokenValue: TOKEN,
+      });
+      expect(fake.requests).toHaveLength(1);
+      const [sent] = fake.requests;
+      expect(sent.operation).toBe('StartSession');
+      expect(sent.body).toEqual({
+        Target: 'i-0123456789abcdef0',
+        DocumentName: 'AWS-StartSSHSession',
+        Parameters: { portNumber: ['2222'] },
+      });
+      expect(sent.headers['content-type']).toBe('application/x-amz-json-1.1');
+      expect(sent.headers['x-amz-target']).toBe('AmazonSSM.StartSession');
+      expect(String(sent.headers.authorization)).toMatch(
+        new RegExp(`^AWS4-HMAC-SHA256 Credential=${ACCESS_KEY}/\\d{8}/eu-west-1/ssm/aws4_request`),
+      );
     });
-    expect(fake.requests).toHaveLength(1);
-    const [sent] = fake.requests;
-    expect(sent.operation).toBe('StartSession');
-    expect(sent.body).toEqual({
-      Target: 'i-0123456789abcdef0',
-      DocumentName: 'AWS-StartSSHSession',
-      Parameters: { portNumber: ['2222'] },
+
+    it('tells onSent once, when the request has been written and before the answer is read', async () => {
+      const events: string[] = [];
+      fake.reply = (operation) => {
+        events.push(`fake answers ${operation}`);
+        return ok();
+      };
+      const api = await createSsmApi(config());
+      const start = await api.startSession({ ...request, onSent: () => events.push('sent') });
+      events.push('resolved');
+      expect(start.sessionId).toBe('alice-0a1b2c3d4e5f67890');
+      expect(events).toEqual(['sent', 'fake answers StartSession', 'resolved']);
     });
-    expect(sent.headers['content-type']).toBe('application/x-amz-json-1.1');
-    expect(sent.headers['x-amz-target']).toBe('AmazonSSM.StartSession');
-    expect(String(sent.headers.authorization)).toMatch(
-      new RegExp(`^AWS4-HMAC-SHA256 Credential=${ACCESS_KEY}/\\d{8}/eu-west-1/ssm/aws4_request`),
-    );
-  });
 
-  it('tells onSent once, when the request has been written and before the answer is read', async () => {
-    const events: string[] = [];
-    fake.reply = (operation) => {
-      events.push(`fake answers ${operation}`);
-      return ok();
-    };
-    const api = await createSsmApi(config());
-    const start = await api.startSession({ ...request, onSent: () => events.push('sent') });
-    events.push('resolved');
-    expect(start.sessionId).toBe('alice-0a1b2c3d4e5f67890');
-    expect(events).toEqual(['sent', 'fake answers StartSession', 'resolved']);
-  });
+    it('sends StartSession over the connection it opened before loading the SDK (if it loads it)', async () => {
+      const stderr = { text: '', write(s: string) { this.text += s; return true; } };
+      const logger = createLogger({ verbose: 3, stderr });
+      const api = await createSsmApi(config({ logger }));
+      await api.startSession(request);
+      logger.close();
+      expect(fake.connections).toBe(1);
+      expect(fake.requests.map((r) => [r.operation, r.connection])).toEqual([['StartSession', 1]]);
+      const opened = stderr.text.indexOf(`opening a connection to ${fake.url} for the SSM API`);
+      expect(opened).toBeGreaterThanOrEqual(0);
+      if (viaSdk) expect(opened).toBeLessThan(stderr.text.indexOf('AWS SDK loaded in'));
+      else expect(stderr.text).not.toContain('AWS SDK loaded');
+      expect(stderr.text).toContain('SSM API: using the connection opened ahead');
+    });
 
-  it('sends StartSession over the connection it opened before loading the SDK', async () => {
-    const stderr = { text: '', write(s: string) { this.text += s; return true; } };
-    const logger = createLogger({ verbose: 3, stderr });
-    const api = await createSsmApi(config({ logger }));
-    await api.startSession(request);
-    logger.close();
-    expect(fake.connections).toBe(1);
-    expect(fake.requests.map((r) => [r.operation, r.connection])).toEqual([['StartSession', 1]]);
-    const opened = stderr.text.indexOf(`opening a connection to ${fake.url} for the SSM API`);
-    expect(opened).toBeGreaterThanOrEqual(0);
-    expect(opened).toBeLessThan(stderr.text.indexOf('AWS SDK loaded in'));
-    expect(stderr.text).toContain('SSM API: using the connection opened ahead');
-  });
+    it('opens no connection ahead when the API goes through HTTP_PROXY', async () => {
+      process.env.HTTP_PROXY = await closedPortUrl();
+      const api = await createSsmApi(config());
+      await rejection(api.startSession(request));
+      expect(fake.connections).toBe(0);
+    });
 
-  it('opens no connection ahead when the API goes through HTTP_PROXY', async () => {
-    process.env.HTTP_PROXY = await closedPortUrl();
-    const api = await createSsmApi(config());
-    await rejection(api.startSession(request));
-    expect(fake.connections).toBe(0);
-  });
+    it('does not call onSent when the request never leaves', async () => {
+      let sent = 0;
+      const api = await createSsmApi(config({ endpointUrl: await closedPortUrl() }));
+      const err = await rejection(api.startSession({ ...request, onSent: () => sent++ }));
+      expect(err.exitCode).toBe(ExitCode.Network);
+      expect(sent).toBe(0);
+    });
 
-  it('does not call onSent when the request never leaves', async () => {
-    let sent = 0;
-    const api = await createSsmApi(config({ endpointUrl: await closedPortUrl() }));
-    const err = await rejection(api.startSession({ ...request, onSent: () => sent++ }));
-    expect(err.exitCode).toBe(ExitCode.Network);
-    expect(sent).toBe(0);
-  });
+    it('sends a reason when there is one', async () => {
+      const api = await createSsmApi(config());
+      await api.startSession({ ...request, reason: 'ticket 42' });
+      await api.startSession({ ...request, reason: '' });
+      expect(fake.requests[0].body.Reason).toBe('ticket 42');
+      expect(fake.requests[1].body).not.toHaveProperty('Reason');
+    });
 
-  it('sends a reason when there is one', async () => {
-    const api = await createSsmApi(config());
-    await api.startSession({ ...request, reason: 'ticket 42' });
-    await api.startSession({ ...request, reason: '' });
-    expect(fake.requests[0].body.Reason).toBe('ticket 42');
-    expect(fake.requests[1].body).not.toHaveProperty('Reason');
-  });
+    it.each(['SessionId', 'StreamUrl', 'TokenValue'])('fails with exit 8 when %s is missing', async (field) => {
+      fake.reply = () => ok({ [field]: undefined });
+      const api = await createSsmApi(config());
+      const err = await rejection(api.startSession(request));
+      expect(err.exitCode).toBe(ExitCode.Protocol);
+      expect(err.message).toContain(field);
+    });
 
-  it.each(['SessionId', 'StreamUrl', 'TokenValue'])('fails with exit 8 when %s is missing', async (field) => {
-    fake.reply = () => ok({ [field]: undefined });
-    const api = await createSsmApi(config());
-    const err = await rejection(api.startSession(request));
-    expect(err.exitCode).toBe(ExitCode.Protocol);
-    expect(err.message).toContain(field);
-  });
+    it('maps TargetNotConnected to exit 5 without retrying', async () => {
+      fake.reply = () => awsError('TargetNotConnected', 'i-0123456789abcdef0 is not connected.');
+      const api = await createSsmApi(config());
+      const err = await rejection(api.startSession(request));
+      expect(err.exitCode).toBe(ExitCode.TargetUnavailable);
+      expect(err.message).toContain('i-0123456789abcdef0 is not connected to Session Manager in eu-west-1');
+      expect(fake.count('StartSession')).toBe(1);
+    });
 
-  it('maps TargetNotConnected to exit 5 without retrying', async () => {
-    fake.reply = () => awsError('TargetNotConnected', 'i-0123456789abcdef0 is not connected.');
-    const api = await createSsmApi(config());
-    const err = await rejection(api.startSession(request));
-    expect(err.exitCode).toBe(ExitCode.TargetUnavailable);
-    expect(err.message).toContain('i-0123456789abcdef0 is not connected to Session Manager in eu-west-1');
-    expect(fake.count('StartSession')).toBe(1);
-  });
+    it('maps a namespaced InvalidDocument to exit 5', async () => {
+      fake.reply = () => awsError('com.amazonaws.ssm#InvalidDocument', 'Document Nope does not exist');
+      const api = await createSsmApi(config());
+      const err = await rejection(api.startSession({ ...request, documentName: 'Nope' }));
+      expect(err.exitCode).toBe(ExitCode.TargetUnavailable);
+      expect(err.message).toContain('the document Nope is not available in eu-west-1');
+    });
 
-  it('maps a namespaced InvalidDocument to exit 5', async () => {
-    fake.reply = () => awsError('com.amazonaws.ssm#InvalidDocument', 'Document Nope does not exist');
-    const api = await createSsmApi(config());
-    const err = await rejection(api.startSession({ ...request, documentName: 'Nope' }));
-    expect(err.exitCode).toBe(ExitCode.TargetUnavailable);
-    expect(err.message).toContain('the document Nope is not available in eu-west-1');
-  });
+    it('maps AccessDeniedException to exit 4', async () => {
+      fake.reply = () => awsError('AccessDeniedException', 'User: arn:aws:iam::111122223333:user/bob is not authorized to perform: ssm:StartSession');
+      const api = await createSsmApi(config());
+      const err = await rejection(api.startSession(request));
+      expect(err.exitCode).toBe(ExitCode.AccessDenied);
+      expect(err.message).toContain('ssm:StartSession');
+    });
 
-  it('maps AccessDeniedException to exit 4', async () => {
-    fake.reply = () => awsError('AccessDeniedException', 'User: arn:aws:iam::111122223333:user/bob is not authorized to perform: ssm:StartSession');
-    const api = await createSsmApi(config());
-    const err = await rejection(api.startSession(request));
-    expect(err.exitCode).toBe(ExitCode.AccessDenied);
-    expect(err.message).toContain('ssm:StartSession');
-  });
+    it('maps a rejected key to exit 3', async () => {
+      fake.reply = () => awsError('UnrecognizedClientException', 'The security token included in the request is invalid.');
+      const api = await createSsmApi(config());
+      expect((await rejection(api.startSession(request))).exitCode).toBe(ExitCode.Credentials);
+    });
 
-  it('maps a rejected key to exit 3', async () => {
-    fake.reply = () => awsError('UnrecognizedClientException', 'The security token included in the request is invalid.');
-    const api = await createSsmApi(config());
-    expect((await rejection(api.startSession(request))).exitCode).toBe(ExitCode.Credentials);
-  });
+    it('retries server faults (3 attempts in all)', async () => {
+      fake.reply = (_op, _body, count) => (count < 3 ? awsError('InternalServerError', 'try later', 500) : ok());
+      const api = await createSsmApi(config());
+      await expect(api.startSession(request)).resolves.toMatchObject({ tokenValue: TOKEN });
+      expect(fake.count('StartSession')).toBe(3);
+    });
 
-  it('retries server faults (3 attempts in all)', async () => {
-    fake.reply = (_op, _body, count) => (count < 3 ? awsError('InternalServerError', 'try later', 500) : ok());
-    const api = await createSsmApi(config());
-    await expect(api.startSession(request)).resolves.toMatchObject({ tokenValue: TOKEN });
-    expect(fake.count('StartSession')).toBe(3);
-  });
-
-  it('gives up on throttling after 3 attempts with exit 6', async () => {
-    fake.reply = () => awsError('ThrottlingException', 'Rate exceeded');
-    const api = await createSsmApi(config());
-    const err = await rejection(api.startSession(request));
-    expect(err.exitCode).toBe(ExitCode.Network);
-    expect(fake.count('StartSession')).toBe(3);
-  });
-
-  it('maps a refused connection to exit 6 naming the endpoint', async () => {
-    const url = await closedPortUrl();
-    const api = await createSsmApi(config({ endpointUrl: url }));
-    const err = await rejection(api.startSession(request));
-    expect(err.exitCode).toBe(ExitCode.Network);
-    expect(err.message).toContain(`cannot reach the SSM endpoint ${url}`);
-    expect(err.message).toContain('ECONNREFUSED');
-  });
-
-  it('does not hang on an endpoint that never answers', async () => {
-    const silent = await startSilentServer();
-    try {
-      const api = await createSsmApi(config({ endpointUrl: silent.url, timeouts: { connectMs: 300, requestMs: 300, callMs: 1000 } }));
-      const started = performance.now();
+    it('gives up on throttling after 3 attempts with exit 6', async () => {
+      fake.reply = () => awsError('ThrottlingException', 'Rate exceeded');
+      const api = await createSsmApi(config());
       const err = await rejection(api.startSession(request));
       expect(err.exitCode).toBe(ExitCode.Network);
-      expect(performance.now() - started).toBeLessThan(2000);
-    } finally {
-      await silent.close();
-    }
+      expect(fake.count('StartSession')).toBe(3);
+    });
+
+    it('signs with the server\'s time, and tries again, when the clock is minutes off (the SDK\'s skew correction)', async () => {
+      const serverClock = Date.now() + 60 * 60_000;
+      fake.reply = (_op, _body, count) =>
+        count === 1
+          ? { status: 400, body: { __type: 'InvalidSignatureException', message: 'Signature expired: 20261206T200000Z is now earlier than 20261206T205500Z' }, headers: { date: new Date(serverClock).toUTCString() } }
+          : ok();
+      const api = await createSsmApi(config());
+      await expect(api.startSession(request)).resolves.toMatchObject({ tokenValue: TOKEN });
+      expect(fake.count('StartSession')).toBe(2);
+      const [first, second] = fake.requests.map((r) => Date.parse(String(r.headers['x-amz-date']).replace(/^(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)Z$/, '$1-$2-$3T$4:$5:$6Z')));
+      expect(Math.abs(first - Date.now())).toBeLessThan(60_000);
+      expect(Math.abs(second - serverClock)).toBeLessThan(60_000);
+    });
+
+    it('reads the error code from X-Amzn-ErrorType, as the service may send it', async () => {
+      fake.reply = () => ({ status: 400, body: { message: 'i-0123456789abcdef0 is not connected.' }, headers: { 'x-amzn-errortype': 'TargetNotConnected:http://internal.amazon.com/coral/com.amazonaws.ssm/' } });
+      const api = await createSsmApi(config());
+      const err = await rejection(api.startSession(request));
+      expect(err.exitCode).toBe(ExitCode.TargetUnavailable);
+      expect(fake.count('StartSession')).toBe(1);
+    });
+
+    it.each([
+      [200, 'a page in place of the answer'],
+      [502, 'a load balancer\'s error page'],
+    ])('says an endpoint that answers HTTP %i with HTML is not the SSM API (%s): exit 6', async (status) => {
+      fake.reply = () => ({ status, contentType: 'text/html', body: '<html><body>Bad Gateway</body></html>' });
+      const api = await createSsmApi(config());
+      const err = await rejection(api.startSession(request));
+      expect(err.exitCode).toBe(ExitCode.Network);
+      expect(err.message).toContain(`it answered HTTP ${status} with something other than the SSM API's reply`);
+      expect(err.serviceFault).toBe(status >= 500);
+    });
+
+    it('maps a refused connection to exit 6 naming the endpoint', async () => {
+      const url = await closedPortUrl();
+      const api = await createSsmApi(config({ endpointUrl: url }));
+      const err = await rejection(api.startSession(request));
+      expect(err.exitCode).toBe(ExitCode.Network);
+      expect(err.message).toContain(`cannot reach the SSM endpoint ${url}`);
+      expect(err.message).toContain('ECONNREFUSED');
+    });
+
+    it('does not hang on an endpoint that never answers', async () => {
+      const silent = await startSilentServer();
+      try {
+        const api = await createSsmApi(config({ endpointUrl: silent.url, timeouts: { connectMs: 300, requestMs: 300, callMs: 1000 } }));
+        const started = performance.now();
+        const err = await rejection(api.startSession(request));
+        expect(err.exitCode).toBe(ExitCode.Network);
+        expect(performance.now() - started).toBeLessThan(2000);
+      } finally {
+        await silent.close();
+      }
+    });
+
+    it('never logs the token or the secret key, even at -vvv with a log file', async () => {
+      const stderr = { text: '', write(s: string) { this.text += s; return true; } };
+      const logFile = join(home, 'proxy.log');
+      const logger = createLogger({ verbose: 3, logFile, stderr });
+      const api = await createSsmApi(config({ logger }));
+      const start = await api.startSession(request);
+      logger.debug(`debugging: ${JSON.stringify(start)}`);
+      await api.resumeSession(start.sessionId);
+      await api.terminateSession(start.sessionId);
+      logger.error(`OpenDataChannel {"TokenValue":"${TOKEN}"}`);
+      logger.close();
+      const everything = stderr.text + readFileSync(logFile, 'utf8');
+      expect(everything).toContain('StartSession i-0123456789abcdef0');
+      expect(everything).not.toContain(TOKEN);
+      expect(everything).not.toContain(SECRET_KEY);
+    });
   });
 
-  it('never logs the token or the secret key, even at -vvv with a log file', async () => {
-    const stderr = { text: '', write(s: string) { this.text += s; return true; } };
-    const logFile = join(home, 'proxy.log');
-    const logger = createLogger({ verbose: 3, logFile, stderr });
-    const api = await createSsmApi(config({ logger }));
-    const start = await api.startSession(request);
-    logger.debug(`debugging: ${JSON.stringify(start)}`);
-    await api.resumeSession(start.sessionId);
-    await api.terminateSession(start.sessionId);
-    logger.error(`OpenDataChannel {"TokenValue":"${TOKEN}"}`);
-    logger.close();
-    const everything = stderr.text + readFileSync(logFile, 'utf8');
-    expect(everything).toContain('StartSession i-0123456789abcdef0');
-    expect(everything).not.toContain(TOKEN);
-    expect(everything).not.toContain(SECRET_KEY);
-  });
-});
+  describe('resumeSession', () => {
+    beforeEach(useStaticCredentials);
 
-describe('resumeSession', () => {
-  beforeEach(useStaticCredentials);
+    it('returns a fresh token and stream URL', async () => {
+      fake.reply = (op) => (op === 'ResumeSession' ? ok({ TokenValue: 'fresh-token-0001', StreamUrl: 'wss://new.example/x' }) : ok());
+      const api = await createSsmApi(config());
+      const resumed = await api.resumeSession('alice-0a1b2c3d4e5f67890');
+      expect(resumed).toEqual({ sessionId: 'alice-0a1b2c3d4e5f67890', streamUrl: 'wss://new.example/x', tokenValue: 'fresh-token-0001' });
+      expect(fake.requests[0].body).toEqual({ SessionId: 'alice-0a1b2c3d4e5f67890' });
+      expect(fake.requests[0].headers['x-amz-target']).toBe('AmazonSSM.ResumeSession');
+    });
 
-  it('returns a fresh token and stream URL', async () => {
-    fake.reply = (op) => (op === 'ResumeSession' ? ok({ TokenValue: 'fresh-token-0001', StreamUrl: 'wss://new.example/x' }) : ok());
-    const api = await createSsmApi(config());
-    const resumed = await api.resumeSession('alice-0a1b2c3d4e5f67890');
-    expect(resumed).toEqual({ sessionId: 'alice-0a1b2c3d4e5f67890', streamUrl: 'wss://new.example/x', tokenValue: 'fresh-token-0001' });
-    expect(fake.requests[0].body).toEqual({ SessionId: 'alice-0a1b2c3d4e5f67890' });
-    expect(fake.requests[0].headers['x-amz-target']).toBe('AmazonSSM.ResumeSession');
-  });
+    it('falls back to the stream URL from StartSession when none is returned', async () => {
+      fake.reply = (op) => (op === 'ResumeSession' ? ok({ StreamUrl: undefined, TokenValue: 'fresh-token-0002' }) : ok());
+      const api = await createSsmApi(config());
+      const start = await api.startSession(request);
+      const resumed = await api.resumeSession(start.sessionId);
+      expect(resumed).toEqual({ sessionId: start.sessionId, streamUrl: start.streamUrl, tokenValue: 'fresh-token-0002' });
+    });
 
-  it('falls back to the stream URL from StartSession when none is returned', async () => {
-    fake.reply = (op) => (op === 'ResumeSession' ? ok({ StreamUrl: undefined, TokenValue: 'fresh-token-0002' }) : ok());
-    const api = await createSsmApi(config());
-    const start = await api.startSession(request);
-    const resumed = await api.resumeSession(start.sessionId);
-    expect(resumed).toEqual({ sessionId: start.sessionId, streamUrl: start.streamUrl, tokenValue: 'fresh-token-0002' });
-  });
+    it("returns '' as the stream URL for a session it did not start", async () => {
+      fake.reply = () => ok({ StreamUrl: undefined });
+      const api = await createSsmApi(config());
+      expect(await api.resumeSession('other-session')).toMatchObject({ streamUrl: '' });
+    });
 
-  it("returns '' as the stream URL for a session it did not start", async () => {
-    fake.reply = () => ok({ StreamUrl: undefined });
-    const api = await createSsmApi(config());
-    expect(await api.resumeSession('other-session')).toMatchObject({ streamUrl: '' });
-  });
+    it("returns 'timed-out' when the service sends no token", async () => {
+      fake.reply = () => ok({ TokenValue: undefined, StreamUrl: undefined });
+      const api = await createSsmApi(config());
+      expect(await api.resumeSession('alice-0a1b2c3d4e5f67890')).toBe('timed-out');
+    });
 
-  it("returns 'timed-out' when the service sends no token", async () => {
-    fake.reply = () => ok({ TokenValue: undefined, StreamUrl: undefined });
-    const api = await createSsmApi(config());
-    expect(await api.resumeSession('alice-0a1b2c3d4e5f67890')).toBe('timed-out');
-  });
+    it('maps DoesNotExistException to exit 9', async () => {
+      fake.reply = () => awsError('DoesNotExistException', 'Session alice-0a1b2c3d4e5f67890 does not exist');
+      const api = await createSsmApi(config());
+      const err = await rejection(api.resumeSession('alice-0a1b2c3d4e5f67890'));
+      expect(err.exitCode).toBe(ExitCode.ConnectionLost);
+      expect(err.code).toBe('DoesNotExistException');
+      expect(err.message).toContain('session alice-0a1b2c3d4e5f67890 no longer exists');
+    });
 
-  it('maps DoesNotExistException to exit 9', async () => {
-    fake.reply = () => awsError('DoesNotExistException', 'Session alice-0a1b2c3d4e5f67890 does not exist');
-    const api = await createSsmApi(config());
-    const err = await rejection(api.resumeSession('alice-0a1b2c3d4e5f67890'));
-    expect(err.exitCode).toBe(ExitCode.ConnectionLost);
-    expect(err.code).toBe('DoesNotExistException');
-    expect(err.message).toContain('session alice-0a1b2c3d4e5f67890 no longer exists');
+    it('reloads credentials once after an expired-token error', async () => {
+      fake.reply = (_op, _body, count) => (count === 1 ? awsError('ExpiredTokenException', 'The security token included in the request is expired') : ok());
+      const api = await createSsmApi(config());
+      await expect(api.resumeSession('s-1')).resolves.toMatchObject({ tokenValue: TOKEN });
+      expect(fake.count('ResumeSession')).toBe(2);
+    });
+
+    it('gives up with exit 3 when the reloaded credentials fail too', async () => {
+      fake.reply = () => awsError('ExpiredTokenException', 'expired');
+      const api = await createSsmApi(config());
+      expect((await rejection(api.resumeSession('s-1'))).exitCode).toBe(ExitCode.Credentials);
+      expect(fake.count('ResumeSession')).toBe(2);
+    });
   });
 
-  it('reloads credentials once after an expired-token error', async () => {
-    fake.reply = (_op, _body, count) => (count === 1 ? awsError('ExpiredTokenException', 'The security token included in the request is expired') : ok());
-    const api = await createSsmApi(config());
-    await expect(api.resumeSession('s-1')).resolves.toMatchObject({ tokenValue: TOKEN });
-    expect(fake.count('ResumeSession')).toBe(2);
-  });
+  describe('terminateSession', () => {
+    beforeEach(useStaticCredentials);
 
-  it('gives up with exit 3 when the reloaded credentials fail too', async () => {
-    fake.reply = () => awsError('ExpiredTokenException', 'expired');
-    const api = await createSsmApi(config());
-    expect((await rejection(api.resumeSession('s-1'))).exitCode).toBe(ExitCode.Credentials);
-    expect(fake.count('ResumeSession')).toBe(2);
-  });
-});
+    it('sends TerminateSession', async () => {
+      fake.reply = () => ({ status: 200, body: { SessionId: 's-1' } });
+      const api = await createSsmApi(config());
+      await api.terminateSession('s-1');
+      expect(fake.requests).toHaveLength(1);
+      expect(fake.requests[0].headers['x-amz-target']).toBe('AmazonSSM.TerminateSession');
+      expect(fake.requests[0].body).toEqual({ SessionId: 's-1' });
+    });
 
-describe('terminateSession', () => {
-  beforeEach(useStaticCredentials);
+    it.each([
+      ['AccessDeniedException', 400],
+      ['DoesNotExistException', 400],
+      ['InternalServerError', 500],
+    ])('swallows %s, logs it at debug, and does not retry', async (code, status) => {
+      fake.reply = () => awsError(code, 'nope', status);
+      const lines: string[] = [];
+      const logger = createLogger({ verbose: 2, stderr: { write: (s: string) => lines.push(s) } });
+      const api = await createSsmApi(config({ logger }));
+      await expect(api.terminateSession('s-1')).resolves.toBeUndefined();
+      expect(fake.count('TerminateSession')).toBe(1);
+      expect(lines.some((l) => l.startsWith('ssm-proxy: debug: TerminateSession s-1 ignored') && l.includes(code))).toBe(true);
+    });
 
-  it('sends TerminateSession', async () => {
-    fake.reply = () => ({ status: 200, body: { SessionId: 's-1' } });
-    const api = await createSsmApi(config());
-    await api.terminateSession('s-1');
-    expect(fake.requests).toHaveLength(1);
-    expect(fake.requests[0].headers['x-amz-target']).toBe('AmazonSSM.TerminateSession');
-    expect(fake.requests[0].body).toEqual({ SessionId: 's-1' });
-  });
+    it('returns within its timeout when the endpoint does not answer', async () => {
+      fake.reply = () => 'hang';
+      const api = await createSsmApi(config());
+      const started = performance.now();
+      await expect(api.terminateSession('s-1', 300)).resolves.toBeUndefined();
+      expect(performance.now() - started).toBeLessThan(1500);
+    });
 
-  it.each([
-    ['AccessDeniedException', 400],
-    ['DoesNotExistException', 400],
-    ['InternalServerError', 500],
-  ])('swallows %s, logs it at debug, and does not retry', async (code, status) => {
-    fake.reply = () => awsError(code, 'nope', status);
-    const lines: string[] = [];
-    const logger = createLogger({ verbose: 2, stderr: { write: (s: string) => lines.push(s) } });
-    const api = await createSsmApi(config({ logger }));
-    await expect(api.terminateSession('s-1')).resolves.toBeUndefined();
-    expect(fake.count('TerminateSession')).toBe(1);
-    expect(lines.some((l) => l.startsWith('ssm-proxy: debug: TerminateSession s-1 ignored') && l.includes(code))).toBe(true);
-  });
-
-  it('returns within its timeout when the endpoint does not answer', async () => {
-    fake.reply = () => 'hang';
-    const api = await createSsmApi(config());
-    const started = performance.now();
-    await expect(api.terminateSession('s-1', 300)).resolves.toBeUndefined();
-    expect(performance.now() - started).toBeLessThan(1500);
-  });
-
-  it('never throws, even without credentials', async () => {
-    delete process.env.AWS_ACCESS_KEY_ID;
-    delete process.env.AWS_SECRET_ACCESS_KEY;
-    const api = await createSsmApi(config());
-    await expect(api.terminateSession('s-1', 500)).resolves.toBeUndefined();
+    it('never throws, even without credentials', async () => {
+      delete process.env.AWS_ACCESS_KEY_ID;
+      delete process.env.AWS_SECRET_ACCESS_KEY;
+      const api = await createSsmApi(config());
+      await expect(api.terminateSession('s-1', 500)).resolves.toBeUndefined();
+    });
   });
 });
 

@@ -122,6 +122,14 @@ describe('parseArgs: options', () => {
     if (bad.kind === 'error') expect(bad.message).toMatch(/SSM_PROXY_GIVE_UP_AFTER/);
   });
 
+  it('reads SSM_PROXY_USE_SDK as on or off, and refuses anything else', () => {
+    expect(run(['i-1'])).not.toHaveProperty('useSdk');
+    for (const on of ['1', 'true', 'YES', 'on']) expect(run(['i-1'], { SSM_PROXY_USE_SDK: on }).useSdk).toBe(true);
+    for (const off of ['0', 'false', 'no', 'Off', '']) expect(run(['i-1'], { SSM_PROXY_USE_SDK: off })).not.toHaveProperty('useSdk');
+    const bad = parseArgs(['i-1'], { SSM_PROXY_USE_SDK: 'sometimes' });
+    expect(bad).toEqual({ kind: 'error', message: expect.stringMatching(/^SSM_PROXY_USE_SDK="sometimes" is neither on .* nor off/) });
+  });
+
   it('takes a target that looks like an option after --', () => {
     expect(parseArgs(['--', '-weird'], {})).toEqual({ kind: 'run', options: expect.objectContaining({ target: '-weird' }) });
   });

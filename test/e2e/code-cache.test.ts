@@ -239,12 +239,29 @@ process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(out)}
   });
 
   it('loads the AWS SDK one file per turn of the event loop while the API connection opens', async () => {
-    const r = await session(env({ SSM_PROXY_CODE_CACHE: join(cacheRoot, 'steps') }), '-vvv');
+    // The SDK loads for every credential source but keys in the environment, or when asked to.
+    const r = await session(env({ SSM_PROXY_CODE_CACHE: join(cacheRoot, 'steps'), SSM_PROXY_USE_SDK: '1' }), '-vvv');
     expect(r.code).toBe(0);
     expect(r.stderr).toMatch(/trace: opening a connection to http:\/\/127\.0\.0\.1:\d+ for the SSM API\n/);
     const steps = /trace: AWS SDK loaded in \d+ ms \((\d+) files in turns of the event loop\)\n/.exec(r.stderr);
     expect(steps, r.stderr).not.toBeNull();
     expect(Number(steps![1])).toBeGreaterThanOrEqual(5);
+  });
+
+  it("does not load the AWS SDK's files at all with keys in the environment", async () => {
+    const files = async (extra: Record<string, string>) => {
+      const r = await session(env({ SSM_PROXY_CODE_CACHE: join(cacheRoot, 'direct'), ...extra }), '-vvv');
+      expect(r.code).toBe(0);
+      const line = /code cache [^\n]*: (\d+) files from cache, (\d+) refused, (\d+) without one/.exec(r.stderr);
+      expect(line, r.stderr).not.toBeNull();
+      return { files: Number(line![1]) + Number(line![2]) + Number(line![3]), stderr: r.stderr };
+    };
+    const viaSdk = await files({ SSM_PROXY_USE_SDK: '1' });
+    const direct = await files({});
+    const sdkSteps = Number(/AWS SDK loaded in \d+ ms \((\d+) files/.exec(viaSdk.stderr)?.[1] ?? NaN);
+    expect(sdkSteps).toBeGreaterThanOrEqual(5);
+    expect(direct.files).toBeLessThanOrEqual(viaSdk.files - sdkSteps);
+    expect(direct.stderr).toContain('requests signed by ssm-proxy');
   });
 
   it("starts without node's ES module loader (import() of the bundle cost 10-20 ms of every start)", async () => {
