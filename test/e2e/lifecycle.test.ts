@@ -79,6 +79,17 @@ describe('lifecycle', () => {
     expect(sim.totalViolations()).toBe(0);
   });
 
+  // Profiles, SSO and roles make the calls through the AWS SDK: the same clean ending, and
+  // none of the SDK's own output (its Node-version warning) on stderr.
+  it('stdin EOF with the calls through the AWS SDK (SSM_PROXY_USE_SDK=1): exit 0, stderr silent', async () => {
+    const { result, terminateCalls, sessionState } = await endWith((c) => c.stdin!.end(), { sim, env: { ...env, SSM_PROXY_USE_SDK: '1' } });
+    expect(result.code).toBe(0);
+    expect(result.stderr).toBe('');
+    expect(terminateCalls).toBe(0);
+    expect(sessionState).toBe('terminated');
+    expect(sim.totalViolations()).toBe(0);
+  });
+
   for (const [signal, code] of [
     ['SIGHUP', 129],
     ['SIGTERM', 143],
