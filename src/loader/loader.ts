@@ -334,19 +334,32 @@ function removeOtherBuilds(dir: string): void {
  * the instructions of a short session. Loading them before the flag keeps their cache.
  * Modules missing from this list only cost their compile time.
  */
-function loadBuiltinsFirst(): void {
+function loadBuiltinsFirst(env: NodeJS.ProcessEnv): void {
   const require = createRequire(import.meta.url);
-  for (const id of ['node:net', 'node:http', 'node:https', 'node:tls', 'node:zlib', 'node:fs/promises', 'node:process']) require(id);
+  for (const id of ['node:net', 'node:http', 'node:https', 'node:tls', 'node:zlib', 'node:process']) require(id);
   // Modules that node loads on first use of these.
   void (require('node:util') as typeof import('node:util')).parseArgs;
+  if (!sdkLikely(env)) return;
+  // The AWS SDK's alone: ~3.5 ms of a start that does not load it.
+  require('node:fs/promises');
   void globalThis.ReadableStream;
   void globalThis.WritableStream;
   void globalThis.crypto; // the Web Crypto global (the SDK's random values), once node's ES module loader no longer touched it
 }
 
+/**
+ * Whether this run will load the AWS SDK: it does not with keys in the environment (see
+ * src/aws/direct-route.ts, which decides). A wrong guess costs only the compile time of
+ * the modules above.
+ */
+export function sdkLikely(env: NodeJS.ProcessEnv): boolean {
+  if (/^(1|true|yes|on)$/i.test(env.SSM_PROXY_USE_SDK ?? '')) return true;
+  return !(env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY);
+}
+
 export function main(): void {
   const here = dirname(fileURLToPath(import.meta.url));
-  loadBuiltinsFirst();
+  loadBuiltinsFirst(process.env);
   // V8 refuses cached bytecode made under other flags, so the application's (see
   // src/cli/v8-flags.ts) are set before anything is compiled: every start then compiles
   // and caches under the same flags.

@@ -216,7 +216,10 @@ describe('launcher', () => {
     for (const how of [{}, { nodeFlags: flags }]) expect(summaryLine((await session(env({ SSM_PROXY_CODE_CACHE: root }), true, how)).stderr)).toMatch(/: (\d+) files from cache, 0 refused, 0 without one$/);
   });
 
-  it("loads node's own modules before it sets V8's flags, which would make V8 refuse their cached bytecode", async () => {
+  it.each([
+    ['signed here', {}],
+    ['through the AWS SDK', { SSM_PROXY_USE_SDK: '1' }],
+  ])("loads node's own modules before it sets V8's flags, which would make V8 refuse their cached bytecode (API calls %s)", async (_route, extra: Record<string, string>) => {
     const dir = mkdtempSync(join(tmpdir(), 'ssm-proxy-builtins-'));
     try {
       // Records the node modules loaded after the first setFlagsFromString of the run.
@@ -228,7 +231,7 @@ describe('launcher', () => {
 v8.setFlagsFromString = function (f) { if (at < 0) at = process.moduleLoadList.length; return set.call(this, f); };
 process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(out)}, JSON.stringify({ at, late: process.moduleLoadList.slice(at).filter((m) => m.startsWith('NativeModule ')) })));\n`,
       );
-      const r = await session(env({ SSM_PROXY_CODE_CACHE: join(cacheRoot, 'd') }), false, { nodeFlags: ['--require', hook] });
+      const r = await session(env({ SSM_PROXY_CODE_CACHE: join(cacheRoot, 'd'), ...extra }), false, { nodeFlags: ['--require', hook] });
       expect(r.code).toBe(0);
       const seen = JSON.parse(readFileSync(out, 'utf8')) as { at: number; late: string[] };
       expect(seen.at).toBeGreaterThan(0);

@@ -6,7 +6,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { cacheDirFor, decodeCacheFile, encodeCacheFile, Loader, STALE_BUILD_MS } from '../../src/loader/loader.ts';
+import { cacheDirFor, decodeCacheFile, encodeCacheFile, Loader, sdkLikely, STALE_BUILD_MS } from '../../src/loader/loader.ts';
 
 const LOADER = join(import.meta.dirname, '..', '..', 'src', 'loader', 'loader.ts');
 
@@ -49,6 +49,18 @@ describe('cacheDirFor', () => {
   it('does not create a home that does not exist', () => {
     const missing = join(tmpdir(), 'ssm-proxy-no-such-home');
     expect(cacheDirFor({ HOME: missing }, id, 'linux', [])).toEqual({ dir: join(missing, '.cache', 'ssm-proxy', leaf), mayCreate: false });
+  });
+});
+
+describe('sdkLikely', () => {
+  it("expects the AWS SDK but with keys in the environment, or when SSM_PROXY_USE_SDK says so", () => {
+    const keys = { AWS_ACCESS_KEY_ID: 'AKID', AWS_SECRET_ACCESS_KEY: 'secret' };
+    expect(sdkLikely({})).toBe(true);
+    expect(sdkLikely({ AWS_PROFILE: 'work' })).toBe(true);
+    expect(sdkLikely({ AWS_ACCESS_KEY_ID: 'AKID' })).toBe(true);
+    expect(sdkLikely(keys)).toBe(false);
+    expect(sdkLikely({ ...keys, SSM_PROXY_USE_SDK: '1' })).toBe(true);
+    expect(sdkLikely({ ...keys, SSM_PROXY_USE_SDK: 'off' })).toBe(false);
   });
 });
 
