@@ -1,6 +1,7 @@
-// The three SSM control-plane calls (PROTOCOL.md §2). The AWS SDK is loaded
-// with import() inside createSsmApi so --help, --version and usage errors start
-// without paying for it.
+// The three SSM control-plane calls (PROTOCOL.md §2). With keys in the environment they
+// are signed and sent here (json-client.ts; direct-route.ts says when); otherwise through
+// the AWS SDK, loaded with import() inside createSsmApi so that neither that route nor
+// --help, --version and usage errors pay for it.
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import type { ClientRequest } from 'node:http';
 import { readFileSync } from 'node:fs';
@@ -230,10 +231,10 @@ export async function createSsmApi(cfg: SsmConfig): Promise<SsmApi> {
   // Read before anything connects: a malformed proxy setting is an error at start.
   proxiesConfigured();
 
-  // The API's connection (DNS, TCP, TLS) opens while the SDK loads, where we know where
-  // it will go and no proxy is in the way; where we could not tell, once the SDK has
-  // resolved the region. Only the StartSession/ResumeSession client's agent uses it (the
-  // SDK's defaults otherwise: keep-alive, 50 sockets).
+  // The API's connection (DNS, TCP, TLS) opens ahead where we know where it will go and no
+  // proxy is in the way: at once on the direct route, else while the SDK loads, or once it
+  // has resolved the region. The direct calls and the SDK's StartSession/ResumeSession
+  // client use this agent (the SDK's defaults otherwise: keep-alive, 50 sockets).
   // Given the CA bundle itself, not its context: that comes with the first connection (RoutingHttpsAgent).
   const trust = ca !== undefined ? { ca } : {};
   const apiConnection = agentWithPreconnection(secureEndpoint, { keepAlive: true, maxSockets: 50, ...trust }, () => logger.trace('SSM API: using the connection opened ahead'), onTunnel);
