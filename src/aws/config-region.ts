@@ -8,26 +8,34 @@ import { join } from 'node:path';
 
 const MAX_CONFIG_BYTES = 1024 * 1024;
 
-/** The config file the SDK reads: AWS_CONFIG_FILE, else ~/.aws/config. */
-function configFile(env: NodeJS.ProcessEnv): string | undefined {
-  if (env.AWS_CONFIG_FILE) return env.AWS_CONFIG_FILE;
-  let home = env.HOME || env.USERPROFILE;
-  if (!home) {
-    try {
-      home = homedir();
-    } catch {
-      return undefined;
-    }
+function homeDir(env: NodeJS.ProcessEnv): string | undefined {
+  const home = env.HOME || env.USERPROFILE;
+  if (home) return home;
+  try {
+    return homedir();
+  } catch {
+    return undefined;
   }
-  return join(home, '.aws', 'config');
 }
 
 /**
- * The config file's text; 'missing' when there is none; undefined when it cannot be
- * read here (not a regular file, too large, unreadable).
+ * The file the SDK reads: `setting` (AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE), a leading
+ * `~/` in it standing for the home folder as the SDK reads it, else ~/.aws/`name`.
  */
-export function configFileText(env: NodeJS.ProcessEnv = process.env): string | 'missing' | undefined {
-  const file = configFile(env);
+function awsFile(env: NodeJS.ProcessEnv, setting: string | undefined, name: string): string | undefined {
+  if (setting && !setting.startsWith('~/')) return setting;
+  const home = homeDir(env);
+  if (!home) return undefined;
+  return setting ? join(home, setting.slice(2)) : join(home, '.aws', name);
+}
+
+/**
+ * The text of the AWS config file (or, with `which` = 'credentials', of the shared
+ * credentials file); 'missing' when there is none; undefined when it cannot be read here
+ * (not a regular file, too large, unreadable).
+ */
+export function configFileText(env: NodeJS.ProcessEnv = process.env, which: 'config' | 'credentials' = 'config'): string | 'missing' | undefined {
+  const file = which === 'config' ? awsFile(env, env.AWS_CONFIG_FILE, 'config') : awsFile(env, env.AWS_SHARED_CREDENTIALS_FILE, 'credentials');
   if (!file) return undefined;
   try {
     // Only a regular file: a pipe (AWS_CONFIG_FILE=<(…)) read here would be empty for the

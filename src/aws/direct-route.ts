@@ -2,9 +2,9 @@
 // SDK's answer is certain without loading it. Keys from the environment (which the SDK
 // would use first), a region given (--region, AWS_REGION, AWS_DEFAULT_REGION), and an
 // endpoint known: the one given, or the regional one when nothing in the environment or
-// the config file could change it (FIPS, dual-stack, configured endpoint URLs, retry
-// settings). Anything else goes through the SDK, as does everything with
-// SSM_PROXY_USE_SDK=1.
+// the config or credentials file could change it (FIPS, dual-stack, configured endpoint
+// URLs), and no setting of retries, clock-skew correction or User-Agent app id we do not
+// read. Anything else goes through the SDK, as does everything with SSM_PROXY_USE_SDK=1.
 import { configFileText } from './config-region.ts';
 import { expectedApiOrigin } from './partition.ts';
 import type { StaticCredentials } from './sigv4.ts';
@@ -19,13 +19,25 @@ export interface DirectRouteConfig {
 }
 
 export type DirectRoute =
-  | { ok: true; region: string; endpoint: URL; credentials: StaticCredentials; maxAttempts: number }
+  | { ok: true; region: string; endpoint: URL; credentials: StaticCredentials; maxAttempts: number; appId?: string }
   | { ok: false; reason: string };
 
-/** Settings of the config file that change the SDK's endpoint, signing or retries. */
-const CONFIG_SETTINGS_WE_DO_NOT_READ = /^[ \t]*(endpoint_url|use_fips_endpoint|use_dualstack_endpoint|ignore_configured_endpoint_urls|services|max_attempts|retry_mode|sigv4a_signing_region_set|auth_scheme_preference|account_id_endpoint_mode)[ \t]*=/im;
+/**
+ * Settings that change the SDK's endpoint, signing, retries or User-Agent, in the config
+ * file or (the SDK merges the profile's section of it) the shared credentials file.
+ */
+const FILE_SETTINGS_WE_DO_NOT_READ =
+  /^[ \t]*(endpoint_url|use_fips_endpoint|use_dualstack_endpoint|ignore_configured_endpoint_urls|services|max_attempts|retry_mode|disable_clock_skew_correction|sigv4a_signing_region_set|auth_scheme_preference|account_id_endpoint_mode|sdk_ua_app_id)[ \t]*=/im;
 /** The same in the environment (AWS_ENDPOINT_URL_SSM and AWS_ENDPOINT_URL are read by args.ts). */
-const ENV_SETTINGS_WE_DO_NOT_READ = ['AWS_USE_FIPS_ENDPOINT', 'AWS_USE_DUALSTACK_ENDPOINT', 'AWS_RETRY_MODE', 'AWS_SIGV4A_SIGNING_REGION_SET', 'AWS_AUTH_SCHEME_PREFERENCE', 'AWS_ACCOUNT_ID_ENDPOINT_MODE'];
+const ENV_SETTINGS_WE_DO_NOT_READ = [
+  'AWS_USE_FIPS_ENDPOINT',
+  'AWS_USE_DUALSTACK_ENDPOINT',
+  'AWS_RETRY_MODE',
+  'AWS_DISABLE_CLOCK_SKEW_CORRECTION',
+  'AWS_SIGV4A_SIGNING_REGION_SET',
+  'AWS_AUTH_SCHEME_PREFERENCE',
+  'AWS_ACCOUNT_ID_ENDPOINT_MODE',
+];
 
 export function directRoute(cfg: DirectRouteConfig, env: NodeJS.ProcessEnv = process.env): DirectRoute {
   const no = (reason: string): DirectRoute => ({ ok: false, reason });
@@ -38,9 +50,15 @@ export function directRoute(cfg: DirectRouteConfig, env: NodeJS.ProcessEnv = pro
   if (cfg.region === undefined) return no('the region is in the config file');
   const setting = ENV_SETTINGS_WE_DO_NOT_READ.find((name) => (env[name] ?? '') !== '');
   if (setting) return no(`${setting} is set`);
-  const maxAttemptsSetting = env.AWS_MAX_ATTEMPTS;
-  const maxAttempts = maxAttemptsSetting === undefined || maxAttemptsSetting === '' ? 3 : Number(maxAttemptsSetting);
-  if (!Number.isInteger(maxAttempts) || maxAttempts < 1) return no('AWS_MAX_ATTEMPTS is not a positive whole number');
+  const maxAttemptsSetting = env.AWS_MAX_ATTEMPTS ?? '';
+  // The SDK reads it with parseInt: anything but digits is left to it.
+  if (maxAttemptsSetting !== '' && !/^\d+$/.test(maxAttemptsSetting)) return no('AWS_MAX_ATTEMPTS is not a whole number');
+  const maxAttempts = maxAttemptsSetting === '' ? 3 : Math.max(1, Number(maxAttemptsSetting));
+  for (const which of ['config', 'credentials'] as const) {
+    const text = configFileText(env, which);
+    if (text === undefined) return no(`the ${which} file cannot be read here`);
+    if (text !== 'missing' && FILE_SETTINGS_WE_DO_NOT_READ.test(text)) return no(`the ${which} file has endpoint, retry or client settings`);
+  }
   let endpoint: URL;
   if (cfg.endpointUrl !== undefined) {
     endpoint = new URL(cfg.endpointUrl);
@@ -51,11 +69,12 @@ export function directRoute(cfg: DirectRouteConfig, env: NodeJS.ProcessEnv = pro
   } else {
     const origin = expectedApiOrigin(cfg.region, undefined, env);
     if (origin === undefined) return no(`no regional endpoint known for ${cfg.region}`);
-    const text = configFileText(env);
-    if (text === undefined) return no('the config file cannot be read here');
-    if (text !== 'missing' && CONFIG_SETTINGS_WE_DO_NOT_READ.test(text)) return no('the config file has endpoint or retry settings');
     endpoint = new URL(origin);
   }
+  // AWS_SDK_UA_APP_ID goes into the User-Agent as the SDK puts it (`app/ID`); an ID the SDK
+  // would have to clean up is left to it.
+  const appId = env.AWS_SDK_UA_APP_ID ?? '';
+  if (appId !== '' && !/^[\w.~!#$%&'*+^`|-]{1,50}$/.test(appId)) return no('AWS_SDK_UA_APP_ID is not a plain token of up to 50 characters');
   const sessionToken = env.AWS_SESSION_TOKEN;
   return {
     ok: true,
@@ -63,5 +82,6 @@ export function directRoute(cfg: DirectRouteConfig, env: NodeJS.ProcessEnv = pro
     endpoint,
     credentials: { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) },
     maxAttempts,
+    ...(appId !== '' ? { appId } : {}),
   };
 }

@@ -24,6 +24,8 @@ export interface JsonClientOptions {
 
 export interface CallOptions {
   signal: AbortSignal;
+  /** Another agent than the client's, for this call. */
+  agent?: Agent;
   /** TCP connect, per attempt. */
   connectMs: number;
   /** The socket idle this long in an attempt ends it. */
@@ -36,6 +38,8 @@ export interface CallOptions {
 export interface AwsServiceError extends Error {
   $fault: 'client' | 'server';
   $metadata: { httpStatusCode: number; requestId?: string };
+  /** From Retry-After or X-Amz-Retry-After: when the service asks to be tried again (epoch ms). */
+  $retryAfter?: number;
 }
 
 const CLOCK_SKEW_CODES = new Set(['AccessDeniedException', 'AuthFailure', 'InvalidSignatureException', 'RequestExpired', 'RequestInTheFuture', 'RequestTimeTooSkewed', 'SignatureDoesNotMatch']);
@@ -63,6 +67,12 @@ const SKEW_THRESHOLD_MS = 300_000;
 const BASE_DELAY_MS = 50;
 const THROTTLING_DELAY_MS = 1_000;
 const MAX_DELAY_MS = 20_000;
+/** The SDK's retry quota per client: retries spend it, successes refill it. */
+const RETRY_CAPACITY = 500;
+const RETRY_COST = 14;
+const THROTTLING_RETRY_COST = 5;
+/** A retry hint from the service stretches the backoff by at most this much. */
+const MAX_HINT_EXTRA_MS = 5_000;
 /** An answer larger than this is not the SSM API's. */
 const MAX_BODY_BYTES = 1024 * 1024;
 
@@ -82,12 +92,31 @@ function serviceError(code: string, message: string, status: number, requestId: 
   });
 }
 
-/** The AWS error code of an error answer: X-Amzn-ErrorType, else the body's __type or code; namespace and suffix cut. */
+/** An error code as the SDK cleans it: the first of a list, no `:` suffix, no `namespace#`. */
+function sanitizeCode(raw: unknown): string | undefined {
+  if (typeof raw !== 'string' && typeof raw !== 'number') return undefined;
+  let code = String(raw).split(',')[0].split(':')[0];
+  if (code.includes('#')) code = code.split('#')[1];
+  return code || undefined;
+}
+
+/** The AWS error code of an error answer, looked for where the SDK looks (JSON 1.1): `__type`, `code` (any case), X-Amzn-ErrorType. */
 function errorCode(header: string | undefined, body: Record<string, unknown> | undefined): string | undefined {
-  const raw = header ?? (typeof body?.__type === 'string' ? body.__type : typeof body?.code === 'string' ? body.code : typeof body?.Code === 'string' ? body.Code : undefined);
-  if (!raw) return undefined;
-  const name = raw.split(':')[0];
-  return name.slice(name.lastIndexOf('#') + 1) || undefined;
+  if (body?.__type !== undefined) return sanitizeCode(body.__type);
+  const codeKey = body && Object.keys(body).find((k) => k.toLowerCase() === 'code');
+  if (codeKey !== undefined && body![codeKey] !== undefined) return sanitizeCode(body![codeKey]);
+  return header !== undefined ? sanitizeCode(header) : undefined;
+}
+
+/** Retry-After (seconds or an HTTP date) or X-Amz-Retry-After (milliseconds), as epoch ms. */
+function retryAfter(headers: IncomingMessage['headers'], now: number): number | undefined {
+  const ms = headers['x-amz-retry-after'];
+  if (typeof ms === 'string' && ms.trim() !== '' && Number.isFinite(Number(ms))) return now + Number(ms);
+  const value = headers['retry-after'];
+  if (typeof value !== 'string' || value.trim() === '') return undefined;
+  if (/^\d+(\.\d+)?$/.test(value.trim())) return now + Number(value) * 1000;
+  const date = Date.parse(value);
+  return Number.isFinite(date) ? date : undefined;
 }
 
 function parseJson(text: string): { ok: true; value: unknown } | { ok: false; why: string } {
@@ -134,6 +163,7 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 export class SsmJsonClient {
   /** Server clock minus ours, learnt from the Date of answers when ours is off by minutes. */
   private clockOffsetMs = 0;
+  private retryCapacity = RETRY_CAPACITY;
   private readonly secure: boolean;
   private readonly host: string;
 
@@ -147,16 +177,27 @@ export class SsmJsonClient {
   async call(operation: string, input: Record<string, unknown>, opts: CallOptions): Promise<Record<string, unknown>> {
     const body = JSON.stringify(input);
     const attempts = Math.max(1, opts.maxAttempts ?? this.o.maxAttempts);
+    let lastRetryCost: number | undefined;
     for (let attempt = 1; ; attempt++) {
       const offsetBefore = this.clockOffsetMs;
       try {
-        return await this.attempt(operation, body, opts);
+        const answer = await this.attempt(operation, body, opts);
+        this.retryCapacity = Math.min(RETRY_CAPACITY, this.retryCapacity + (lastRetryCost ?? 1));
+        return answer;
       } catch (err) {
         if (opts.signal.aborted) throw abortError();
         const skewCorrected = this.clockOffsetMs !== offsetBefore;
         if (attempt >= attempts || !isRetryable(err, skewCorrected)) throw err;
-        const base = isThrottling(err) ? THROTTLING_DELAY_MS : BASE_DELAY_MS;
-        const delay = Math.floor(Math.random() * Math.min(MAX_DELAY_MS, base * 2 ** (attempt - 1)));
+        const throttled = isThrottling(err);
+        const cost = throttled ? THROTTLING_RETRY_COST : RETRY_COST;
+        // Out of quota (a long outage): the SDK stops retrying; the caller's own loop goes on.
+        if (this.retryCapacity < cost) throw err;
+        this.retryCapacity -= cost;
+        lastRetryCost = cost;
+        const base = throttled ? THROTTLING_DELAY_MS : BASE_DELAY_MS;
+        let delay = Math.floor(Math.random() * Math.min(MAX_DELAY_MS, base * 2 ** (attempt - 1)));
+        const hint = (err as Partial<AwsServiceError>).$retryAfter;
+        if (hint !== undefined) delay = Math.max(delay, Math.min(hint - Date.now(), delay + MAX_HINT_EXTRA_MS));
         const e = err as { name?: string; code?: string };
         this.o.trace?.(`${operation} attempt ${attempt} failed (${e.code ?? e.name}); trying again in ${delay} ms`);
         await sleep(delay, opts.signal);
@@ -200,7 +241,7 @@ export class SsmJsonClient {
           port: this.o.endpoint.port || (this.secure ? 443 : 80),
           method: 'POST',
           path: '/',
-          agent: this.o.agent,
+          agent: opts.agent ?? this.o.agent,
           headers: { ...headers, 'user-agent': this.o.userAgent },
         });
       } catch (err) {
@@ -257,9 +298,9 @@ export class SsmJsonClient {
     const parsed = text.trim() === '' ? ({ ok: true, value: {} } as const) : parseJson(text);
     const object = parsed.ok && parsed.value !== null && typeof parsed.value === 'object' && !Array.isArray(parsed.value) ? (parsed.value as Record<string, unknown>) : undefined;
     if (status >= 200 && status < 300) {
-      if (object) return object;
-      const why = parsed.ok ? 'not a JSON object' : parsed.why;
-      throw serviceError('DeserializationError', `${why} Deserialization error: the answer is not the SSM API's JSON`, status, requestId);
+      // JSON that is not an object (null, a list) reads as an answer without fields, as the SDK reads it.
+      if (parsed.ok) return object ?? {};
+      throw serviceError('DeserializationError', `${parsed.why} Deserialization error: the answer is not the SSM API's JSON`, status, requestId);
     }
     const header = res.headers['x-amzn-errortype'];
     const code = errorCode(typeof header === 'string' ? header : undefined, object);
@@ -267,8 +308,11 @@ export class SsmJsonClient {
       const why = parsed.ok ? 'not a JSON object' : parsed.why;
       throw serviceError('DeserializationError', `${why} Deserialization error: the error answer is not the SSM API's JSON`, status, requestId);
     }
-    const message = [object?.message, object?.Message, object?.errorMessage].find((m): m is string => typeof m === 'string') ?? '';
-    throw serviceError(code ?? `UnknownError`, message || (code ?? `HTTP ${status}`), status, requestId);
+    const message = [object?.message, object?.Message].find((m): m is string => typeof m === 'string' && m !== '') ?? 'UnknownError';
+    const error = serviceError(code ?? 'UnknownError', message, status, requestId);
+    const hint = retryAfter(res.headers, Date.now());
+    if (hint !== undefined) error.$retryAfter = hint;
+    throw error;
   }
 
   /**

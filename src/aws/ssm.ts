@@ -3,7 +3,7 @@
 // the AWS SDK, loaded with import() inside createSsmApi so that neither that route nor
 // --help, --version and usage errors pay for it.
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import type { ClientRequest } from 'node:http';
+import type { Agent as HttpAgent, ClientRequest } from 'node:http';
 import { readFileSync } from 'node:fs';
 import type { SSMClient, SSMClientConfig } from '@aws-sdk/client-ssm';
 import type { fromNodeProviderChain } from '@aws-sdk/credential-providers';
@@ -384,17 +384,23 @@ function directCaller(setup: CallerSetup, route: Extract<DirectRoute, { ok: true
     region: route.region,
     credentials: route.credentials,
     agent: setup.apiConnection.agent,
-    userAgent: `ssm-proxy/${VERSION} node/${process.version}`,
+    userAgent: `ssm-proxy/${VERSION} node/${process.version}${route.appId !== undefined ? ` app/${route.appId}` : ''}`,
     maxAttempts: route.maxAttempts,
     trace: (line) => logger.trace(line),
   });
+  let terminateAgent: HttpAgent | undefined;
   return {
     region: route.region,
     // Nothing to look up; and nothing to reload: the environment does not change under us.
     async ensureCredentials() {},
     call: (operation, input, signal) => client.call(operation, input, { signal, connectMs: timeouts.connectMs, requestMs: timeouts.requestMs }),
     async terminate(sessionId, timeoutMs, signal) {
-      await client.call('TerminateSession', { SessionId: sessionId }, { signal, maxAttempts: 1, requestMs: timeoutMs, connectMs: Math.min(timeouts.connectMs, timeoutMs) });
+      // Its one attempt on a connection of its own, as the SDK route's: the kept-alive one may
+      // have gone stale during the session, and a reset would lose the call.
+      terminateAgent ??= route.endpoint.protocol === 'https:'
+        ? new RoutingHttpsAgent({ keepAlive: false, ...(setup.ca !== undefined ? { ca: setup.ca } : {}) }, process.env, setup.onTunnel)
+        : new RoutingHttpAgent({ keepAlive: false }, process.env, setup.onTunnel);
+      await client.call('TerminateSession', { SessionId: sessionId }, { signal, agent: terminateAgent, maxAttempts: 1, requestMs: timeoutMs, connectMs: Math.min(timeouts.connectMs, timeoutMs) });
     },
   };
 }

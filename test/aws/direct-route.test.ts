@@ -52,18 +52,40 @@ describe('directRoute', () => {
     expect(reason({ region: 'eu-west-1' })).toBe('no keys in the environment');
   });
 
-  it.each(['AWS_USE_FIPS_ENDPOINT', 'AWS_USE_DUALSTACK_ENDPOINT', 'AWS_RETRY_MODE'])('leaves %s to the SDK', (name) => {
+  it.each(['AWS_USE_FIPS_ENDPOINT', 'AWS_USE_DUALSTACK_ENDPOINT', 'AWS_RETRY_MODE', 'AWS_DISABLE_CLOCK_SKEW_CORRECTION'])('leaves %s to the SDK', (name) => {
     env[name] = name === 'AWS_RETRY_MODE' ? 'adaptive' : 'true';
     expect(reason({ region: 'eu-west-1' })).toBe(`${name} is set`);
   });
 
-  it.each(['endpoint_url = http://localhost:4566', 'use_fips_endpoint = true', 'use_dualstack_endpoint=true', 'services = local', 'max_attempts = 10', '  retry_mode = adaptive'])(
-    'leaves a config file with "%s" to the SDK',
-    (line) => {
-      writeFileSync(join(dir, 'config'), `[default]\nregion = eu-west-1\n${line}\n`);
-      expect(reason({ region: 'eu-west-1' })).toBe('the config file has endpoint or retry settings');
-    },
-  );
+  it.each([
+    'endpoint_url = http://localhost:4566',
+    'use_fips_endpoint = true',
+    'use_dualstack_endpoint=true',
+    'services = local',
+    'max_attempts = 10',
+    '  retry_mode = adaptive',
+    'disable_clock_skew_correction = true',
+    'sdk_ua_app_id = billing',
+  ])('leaves "%s" in the config or the credentials file to the SDK, endpoint URL given or not', (line) => {
+    env.AWS_SHARED_CREDENTIALS_FILE = join(dir, 'credentials');
+    for (const which of ['config', 'credentials'] as const) {
+      const other = which === 'config' ? 'credentials' : 'config';
+      rmSync(join(dir, other), { force: true });
+      writeFileSync(join(dir, which), `[default]\nregion = eu-west-1\n${line}\n`);
+      expect(reason({ region: 'eu-west-1' })).toBe(`the ${which} file has endpoint, retry or client settings`);
+      expect(reason({ region: 'eu-west-1', endpointUrl: 'http://127.0.0.1:4566' })).toBe(`the ${which} file has endpoint, retry or client settings`);
+    }
+  });
+
+  it('reads AWS_CONFIG_FILE and AWS_SHARED_CREDENTIALS_FILE with a leading ~/ as the SDK does: in the home folder', () => {
+    writeFileSync(join(dir, 'alt-config'), '[default]\nuse_fips_endpoint = true\n');
+    env.AWS_CONFIG_FILE = '~/alt-config';
+    expect(reason({ region: 'us-east-1' })).toBe('the config file has endpoint, retry or client settings');
+    env.AWS_CONFIG_FILE = join(dir, 'config');
+    writeFileSync(join(dir, 'alt-credentials'), '[default]\nendpoint_url = https://vpce.example\n');
+    env.AWS_SHARED_CREDENTIALS_FILE = '~/alt-credentials';
+    expect(reason({ region: 'us-east-1' })).toBe('the credentials file has endpoint, retry or client settings');
+  });
 
   it('leaves a config file it cannot read as a file to the SDK', () => {
     env.AWS_CONFIG_FILE = dir;
@@ -73,8 +95,17 @@ describe('directRoute', () => {
   it('honours AWS_MAX_ATTEMPTS, and leaves a value it cannot read to the SDK', () => {
     env.AWS_MAX_ATTEMPTS = '5';
     expect(route({ region: 'eu-west-1' })).toMatchObject({ maxAttempts: 5 });
-    env.AWS_MAX_ATTEMPTS = 'many';
-    expect(reason({ region: 'eu-west-1' })).toBe('AWS_MAX_ATTEMPTS is not a positive whole number');
+    for (const odd of ['many', '1e1', ' 2', '-1']) {
+      env.AWS_MAX_ATTEMPTS = odd;
+      expect(reason({ region: 'eu-west-1' })).toBe('AWS_MAX_ATTEMPTS is not a whole number');
+    }
+  });
+
+  it('puts AWS_SDK_UA_APP_ID in the route, and leaves one the SDK would clean up to it', () => {
+    env.AWS_SDK_UA_APP_ID = 'billing-42';
+    expect(route({ region: 'eu-west-1' })).toMatchObject({ ok: true, appId: 'billing-42' });
+    env.AWS_SDK_UA_APP_ID = 'two words';
+    expect(reason({ region: 'eu-west-1' })).toBe('AWS_SDK_UA_APP_ID is not a plain token of up to 50 characters');
   });
 
   it('goes through the SDK for everything with SSM_PROXY_USE_SDK=1', () => {

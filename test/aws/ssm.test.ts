@@ -16,7 +16,7 @@ const SECRET_KEY = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY';
 const TOKEN = 'AAEAAExampleTokenValue0123456789abcdef==';
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
 
-type Reply = { status: number; body: unknown; contentType?: string; headers?: Record<string, string> } | 'hang';
+type Reply = { status: number; body: unknown; contentType?: string; headers?: Record<string, string> } | 'hang' | 'reset';
 
 interface RecordedRequest {
   operation: string;
@@ -24,12 +24,14 @@ interface RecordedRequest {
   headers: IncomingHttpHeaders;
   /** The number (1-based) of the TCP connection it came on. */
   connection: number;
+  /** performance.now() when it had arrived. */
+  at: number;
 }
 
 /** A stand-in for the SSM JSON 1.1 API on 127.0.0.1. */
 class FakeSsm {
   readonly requests: RecordedRequest[] = [];
-  reply: (operation: string, body: Record<string, unknown>, count: number) => Reply = () => ok();
+  reply: (operation: string, body: Record<string, unknown>, count: number, connectionReused: boolean) => Reply = () => ok();
   private server: Server;
   url = '';
   /** TCP connections accepted. */
@@ -46,10 +48,13 @@ class FakeSsm {
         const isQuery = String(req.headers['content-type']).startsWith('application/x-www-form-urlencoded');
         const body = (isQuery ? Object.fromEntries(new URLSearchParams(raw)) : JSON.parse(raw || '{}')) as Record<string, unknown>;
         const operation = isQuery ? `sts:${String(body.Action)}` : String(req.headers['x-amz-target'] ?? '').replace(/^AmazonSSM\./, '');
-        this.requests.push({ operation, body, headers: req.headers, connection: numbers.get(req.socket) ?? 0 });
+        const connection = numbers.get(req.socket) ?? 0;
+        const connectionReused = this.requests.some((r) => r.connection === connection);
+        this.requests.push({ operation, body, headers: req.headers, connection, at: performance.now() });
         const count = this.requests.filter((r) => r.operation === operation).length;
-        const reply = this.reply(operation, body, count);
+        const reply = this.reply(operation, body, count, connectionReused);
         if (reply === 'hang') return;
+        if (reply === 'reset') return void req.socket.resetAndDestroy();
         res.writeHead(reply.status, { 'content-type': reply.contentType ?? 'application/x-amz-json-1.1', ...reply.headers });
         res.end(typeof reply.body === 'string' ? reply.body : JSON.stringify(reply.body));
       });
@@ -98,7 +103,7 @@ function assumeRoleReply(): Reply {
   };
 }
 
-function awsError(code: string, message: string, status = 400): Reply {
+function awsError(code: string, message: string, status = 400): Exclude<Reply, string> {
   return { status, body: { __type: code, message } };
 }
 
@@ -474,6 +479,37 @@ describe.each([
       expect(err.serviceFault).toBe(status >= 500);
     });
 
+    it('names the AWS_SDK_UA_APP_ID application in the User-Agent, as the SDK does', async () => {
+      process.env.AWS_SDK_UA_APP_ID = 'billing-42';
+      const api = await createSsmApi(config());
+      await api.startSession(request);
+      expect(String(fake.requests[0].headers['user-agent'])).toMatch(/(^| )app\/billing-42( |$)/);
+    });
+
+    it('waits as long as X-Amz-Retry-After asks before trying again', async () => {
+      fake.reply = (_op, _body, count) => (count === 1 ? { ...awsError('ServiceUnavailableException', 'busy', 503), headers: { 'x-amz-retry-after': '700' } } : ok());
+      const api = await createSsmApi(config());
+      await expect(api.startSession(request)).resolves.toMatchObject({ tokenValue: TOKEN });
+      expect(fake.count('StartSession')).toBe(2);
+      expect(fake.requests[1].at - fake.requests[0].at).toBeGreaterThan(600);
+    });
+
+    it("takes the error code from the body's __type before X-Amzn-ErrorType, as the SDK does for JSON 1.1", async () => {
+      fake.reply = () => ({ ...awsError('TargetNotConnected', 'i-0123456789abcdef0 is not connected.'), headers: { 'x-amzn-errortype': 'ThrottlingException' } });
+      const api = await createSsmApi(config());
+      const err = await rejection(api.startSession(request));
+      expect(err.exitCode).toBe(ExitCode.TargetUnavailable);
+      expect(fake.count('StartSession')).toBe(1);
+    });
+
+    it('reads an answer of JSON null as one without the session: exit 8', async () => {
+      fake.reply = () => ({ status: 200, body: 'null' });
+      const api = await createSsmApi(config());
+      const err = await rejection(api.startSession(request));
+      expect(err.exitCode).toBe(ExitCode.Protocol);
+      expect(err.message).toContain('StartSession answered without SessionId, StreamUrl, TokenValue');
+    });
+
     it('maps a refused connection to exit 6 naming the endpoint', async () => {
       const url = await closedPortUrl();
       const api = await createSsmApi(config({ endpointUrl: url }));
@@ -555,6 +591,14 @@ describe.each([
       expect(err.message).toContain('session alice-0a1b2c3d4e5f67890 no longer exists');
     });
 
+    it("stops retrying within a call once the client's retry quota is spent, as the SDK (30 failing calls: 65 requests)", async () => {
+      fake.reply = () => awsError('InternalServerError', 'down', 500);
+      const api = await createSsmApi(config());
+      for (let i = 0; i < 30; i++) expect((await rejection(api.resumeSession('s-1'))).serviceFault).toBe(true);
+      // 500 tokens, 14 per retry: 35 retries, then one attempt per call.
+      expect(fake.count('ResumeSession')).toBe(30 + 35);
+    });
+
     it('reloads credentials once after an expired-token error', async () => {
       fake.reply = (_op, _body, count) => (count === 1 ? awsError('ExpiredTokenException', 'The security token included in the request is expired') : ok());
       const api = await createSsmApi(config());
@@ -594,6 +638,16 @@ describe.each([
       await expect(api.terminateSession('s-1')).resolves.toBeUndefined();
       expect(fake.count('TerminateSession')).toBe(1);
       expect(lines.some((l) => l.startsWith('ssm-proxy: debug: TerminateSession s-1 ignored') && l.includes(code))).toBe(true);
+    });
+
+    it('sends TerminateSession on a connection of its own: a kept-alive one gone stale does not lose it', async () => {
+      // A connection that served a request before is reset when used again (a NAT that forgot it).
+      fake.reply = (_op, _body, _count, reused) => (reused ? 'reset' : ok());
+      const api = await createSsmApi(config());
+      const start = await api.startSession(request);
+      await api.terminateSession(start.sessionId);
+      expect(fake.count('TerminateSession')).toBe(1);
+      expect(fake.requests.at(-1)?.connection).not.toBe(fake.requests[0].connection);
     });
 
     it('returns within its timeout when the endpoint does not answer', async () => {
