@@ -2,9 +2,10 @@
 // then never loads, and of a connection's start that saves the SDK's files, its
 // middleware stack and its garbage (see README "Fast start"). It keeps to what the SDK
 // does for these calls: SigV4, up to 3 attempts with jittered backoff for network
-// errors, throttling and 5xx, and the clock-skew correction; its errors have the SDK's
-// shape (`name` = the AWS error code, `$metadata.httpStatusCode`), so errors.ts reads
-// both alike.
+// errors, throttling and 5xx, Retry-After hints, the per-client retry quota and the
+// clock-skew correction; error codes are read where the SDK reads them, and its errors
+// have the SDK's shape (`name` = the AWS error code, `$metadata.httpStatusCode`), so
+// errors.ts reads both alike.
 import { request as httpRequest, type Agent, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { Socket } from 'node:net';
@@ -127,7 +128,7 @@ function parseJson(text: string): { ok: true; value: unknown } | { ok: false; wh
   }
 }
 
-/** Node's http client, an error code and whether trying again may help: the SDK's rules. */
+/** Whether another attempt may help, by the SDK's rules: throttling, transient errors, a corrected clock. */
 function isRetryable(err: unknown, skewCorrected: boolean): boolean {
   const e = err as { name?: unknown; code?: unknown; message?: unknown; $metadata?: { httpStatusCode?: number } };
   if (e.name === 'AbortError') return false;
