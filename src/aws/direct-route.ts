@@ -47,7 +47,7 @@ export function directRoute(cfg: DirectRouteConfig, env: NodeJS.ProcessEnv = pro
   if (!accessKeyId || !secretAccessKey) return no('no keys in the environment');
   // --profile sets the environment's keys aside; AWS_PROFILE does not (as in the AWS CLI).
   if (cfg.profile !== undefined && !cfg.profileFromEnv) return no(`--profile ${cfg.profile}`);
-  if (cfg.region === undefined) return no('the region is in the config file');
+  if (cfg.region === undefined) return no('no region given; the SDK looks for one in the config file');
   const setting = ENV_SETTINGS_WE_DO_NOT_READ.find((name) => (env[name] ?? '') !== '');
   if (setting) return no(`${setting} is set`);
   const maxAttemptsSetting = env.AWS_MAX_ATTEMPTS ?? '';

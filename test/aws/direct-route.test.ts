@@ -45,7 +45,7 @@ describe('directRoute', () => {
   });
 
   it('leaves to the SDK whatever it would resolve otherwise', () => {
-    expect(reason({})).toBe('the region is in the config file');
+    expect(reason({})).toBe('no region given; the SDK looks for one in the config file');
     expect(reason({ region: 'eu-isoe-west-1' })).toBe('no regional endpoint known for eu-isoe-west-1');
     expect(reason({ region: 'eu-west-1', endpointUrl: 'http://127.0.0.1:4566/ssm' })).toBe('the endpoint URL has a path or query');
     delete env.AWS_SECRET_ACCESS_KEY;
