@@ -134,7 +134,7 @@ function isRetryable(err: unknown, skewCorrected: boolean): boolean {
   if (e.name === 'AbortError') return false;
   const name = typeof e.name === 'string' ? e.name : '';
   const status = e.$metadata?.httpStatusCode;
-  if (status === 429 || THROTTLING_CODES.has(name)) return true;
+  if (isThrottling(err)) return true;
   if (CLOCK_SKEW_CODES.has(name) && skewCorrected) return true;
   if (name === 'InvalidSignatureException' && typeof e.message === 'string' && e.message.includes('Signature expired')) return true;
   if (TRANSIENT_NAMES.has(name) || (status !== undefined && TRANSIENT_STATUS.has(status))) return true;

@@ -208,6 +208,10 @@ interface CallerSetup {
   logger: Logger;
   timeouts: SsmTimeouts;
   ca: string | undefined;
+  /** The CA bundle as agent options ({} without one). */
+  trust: { ca?: string };
+  /** HTTPS_PROXY / HTTP_PROXY is set (read, and checked, once). */
+  proxies: boolean;
   apiConnection: ReturnType<typeof agentWithPreconnection>;
   secureEndpoint: boolean;
   onTunnel: (target: string, proxy: URL) => void;
@@ -229,7 +233,7 @@ export async function createSsmApi(cfg: SsmConfig): Promise<SsmApi> {
   const secureEndpoint = cfg.endpointUrl === undefined || new URL(cfg.endpointUrl).protocol === 'https:';
   const onTunnel = (target: string, proxy: URL) => logger.debug(`connecting to ${target} through the proxy ${proxy.host}`);
   // Read before anything connects: a malformed proxy setting is an error at start.
-  proxiesConfigured();
+  const proxies = proxiesConfigured();
 
   // The API's connection (DNS, TCP, TLS) opens ahead where we know where it will go and no
   // proxy is in the way: at once on the direct route, else while the SDK loads, or once it
@@ -238,7 +242,7 @@ export async function createSsmApi(cfg: SsmConfig): Promise<SsmApi> {
   // Given the CA bundle itself, not its context: that comes with the first connection (RoutingHttpsAgent).
   const trust = ca !== undefined ? { ca } : {};
   const apiConnection = agentWithPreconnection(secureEndpoint, { keepAlive: true, maxSockets: 50, ...trust }, () => logger.trace('SSM API: using the connection opened ahead'), onTunnel);
-  const setup: CallerSetup = { cfg, logger, timeouts, ca, apiConnection, secureEndpoint, onTunnel };
+  const setup: CallerSetup = { cfg, logger, timeouts, ca, trust, proxies, apiConnection, secureEndpoint, onTunnel };
 
   const route = directRoute(cfg);
   let caller: ApiCaller;
@@ -398,7 +402,7 @@ function directCaller(setup: CallerSetup, route: Extract<DirectRoute, { ok: true
       // Its one attempt on a connection of its own, as the SDK route's: the kept-alive one may
       // have gone stale during the session, and a reset would lose the call.
       terminateAgent ??= route.endpoint.protocol === 'https:'
-        ? new RoutingHttpsAgent({ keepAlive: false, ...(setup.ca !== undefined ? { ca: setup.ca } : {}) }, process.env, setup.onTunnel)
+        ? new RoutingHttpsAgent({ keepAlive: false, ...setup.trust }, process.env, setup.onTunnel)
         : new RoutingHttpAgent({ keepAlive: false }, process.env, setup.onTunnel);
       await client.call('TerminateSession', { SessionId: sessionId }, { signal, agent: terminateAgent, maxAttempts: 1, requestMs: timeoutMs, connectMs: Math.min(timeouts.connectMs, timeoutMs) });
     },
@@ -407,9 +411,7 @@ function directCaller(setup: CallerSetup, route: Extract<DirectRoute, { ok: true
 
 /** The calls through the AWS SDK: its region resolution, credential chain, signing and retries. */
 async function sdkCaller(setup: CallerSetup): Promise<ApiCaller> {
-  const { cfg, logger, timeouts, ca, apiConnection, secureEndpoint, onTunnel } = setup;
-  const proxies = proxiesConfigured();
-  const trust = ca !== undefined ? { ca } : {};
+  const { cfg, logger, timeouts, ca, trust, proxies, apiConnection, secureEndpoint, onTunnel } = setup;
   // The region as the SDK will resolve it, where we can tell before loading it: given, or
   // (the usual set-up) in the config file's profile.
   const regionGuess = cfg.region ?? (cfg.endpointUrl === undefined ? configFileRegion(cfg.profile) : undefined);
