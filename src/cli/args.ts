@@ -2,6 +2,7 @@
 // load the AWS SDK and every rule is a unit test.
 import { parseArgs as parseNodeArgs } from 'node:util';
 import { EXIT_CODE_DOCS } from './exit-codes.ts';
+import { SWITCH_OFF, SWITCH_ON } from './switch.ts';
 
 export const VERSION = '0.1.0';
 /** Reported to the agent (PROTOCOL.md §3.2): 4 components, ≥ 1.2.339.0 selects its current code paths. */
@@ -299,8 +300,8 @@ function buildOptions(
 /** An on/off setting in the environment: 1, true, yes, on or 0, false, no, off (unset: off). */
 function switchOption(env: NodeJS.ProcessEnv, name: string): boolean {
   const value = envValue(env, name);
-  if (value === undefined || /^(0|false|no|off)$/i.test(value)) return false;
-  if (/^(1|true|yes|on)$/i.test(value)) return true;
+  if (value === undefined || SWITCH_OFF.test(value)) return false;
+  if (SWITCH_ON.test(value)) return true;
   throw new UsageError(`${name}=${quote(value)} is neither on (1, true, yes, on) nor off (0, false, no, off)`);
 }
 

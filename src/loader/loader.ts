@@ -23,6 +23,7 @@ import { dirname, isAbsolute, join, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { CODE_CACHE_HANDLE, type CodeCacheHandle, type CodeCacheState } from './handle.ts';
 import { V8_FLAGS } from '../cli/v8-flags.ts';
+import { SWITCH_OFF, SWITCH_ON } from '../cli/switch.ts';
 
 declare const __SSM_BUILD_ID__: string;
 /** From the build: for each module loaded in steps, its files, dependencies first (names under dist/app). */
@@ -52,7 +53,6 @@ interface LoadedFile {
   state: CodeCacheState;
 }
 
-const OFF = /^(off|0|false|no)$/i;
 /** A file name under the application's folder that is the same in a path and a URL (no `..`, `/` only). */
 const SAFE_NAME = /^(?:[\w-]+\/)*[\w-]+(?:\.[\w-]+)*$/;
 
@@ -64,7 +64,7 @@ const SAFE_NAME = /^(?:[\w-]+\/)*[\w-]+(?:\.[\w-]+)*$/;
  */
 export function cacheDirFor(env: NodeJS.ProcessEnv, buildId: string, platform = process.platform, nodeFlags = process.execArgv): { dir: string; mayCreate: boolean } | undefined {
   const setting = env.SSM_PROXY_CODE_CACHE;
-  if (setting !== undefined && OFF.test(setting.trim())) return undefined;
+  if (setting !== undefined && SWITCH_OFF.test(setting.trim())) return undefined;
   const flags = nodeFlags.length > 0 ? `-${sha256(nodeFlags.join('\0')).toString('hex').slice(0, 8)}` : '';
   const leaf = join('code-cache', `${buildId}-${process.version}-${process.arch}${flags}`);
   if (setting) return isAbsolute(setting) ? { dir: join(setting, leaf), mayCreate: true } : undefined;
@@ -353,7 +353,7 @@ function loadBuiltinsFirst(env: NodeJS.ProcessEnv): void {
  * the modules above.
  */
 export function sdkLikely(env: NodeJS.ProcessEnv): boolean {
-  if (/^(1|true|yes|on)$/i.test(env.SSM_PROXY_USE_SDK ?? '')) return true;
+  if (SWITCH_ON.test(env.SSM_PROXY_USE_SDK ?? '')) return true;
   return !(env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY);
 }
 
@@ -366,7 +366,7 @@ export function main(): void {
   setFlagsFromString(V8_FLAGS);
   const where = cacheDirFor(process.env, __SSM_BUILD_ID__);
   const setting = process.env.SSM_PROXY_CODE_CACHE;
-  const offReason = !where && setting && !OFF.test(setting.trim()) ? 'SSM_PROXY_CODE_CACHE is not an absolute path; ignored' : undefined;
+  const offReason = !where && setting && !SWITCH_OFF.test(setting.trim()) ? 'SSM_PROXY_CODE_CACHE is not an absolute path; ignored' : undefined;
   const loader = new Loader({ entry: join(here, 'app', 'ssm-proxy.cjs'), cacheDir: where?.dir, mayCreate: where?.mayCreate, offReason, steps: __SSM_STEPS__ });
   (globalThis as Record<symbol, unknown>)[CODE_CACHE_HANDLE] = loader;
   loader.start();
