@@ -1,6 +1,7 @@
 // The ProxyCommand wrapper that measures ssm-proxy from outside: a few lines of C compiled at
 // bench time. It forks, execs the real proxy with stdin/stdout/stderr inherited (the SSH stream
-// never passes through the wrapper), forwards SIGHUP/SIGINT/SIGTERM/SIGQUIT (ssh sends SIGHUP to
+// never passes through the wrapper) and points its own copies at /dev/null (exec leaves none),
+// forwards SIGHUP/SIGINT/SIGTERM/SIGQUIT (ssh sends SIGHUP to
 // its ProxyCommand when it exits; the proxy must get it as it would without the wrapper), and
 // reaps the proxy with wait4(2), whose rusage is the kernel's accounting of the proxy process
 // alone (ru_utime, ru_stime, ru_maxrss = its VmHWM). The wrapper's own CPU is never in it.
@@ -15,6 +16,7 @@ import { join } from 'node:path';
 const SOURCE = String.raw`
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +69,13 @@ int main(int argc, char **argv) {
   }
   child = pid;
   if (pending) kill(pid, pending);
+  /* Standing in for exec, the wrapper must not hold ssh's pipes open after the proxy has
+     closed them: a reader of ssh's stderr waits for every copy to be closed. */
+  int devnull = open("/dev/null", O_RDWR);
+  if (devnull >= 0) {
+    for (int fd = 0; fd <= 2; fd++) dup2(devnull, fd);
+    if (devnull > 2) close(devnull);
+  }
   if (out) {
     char path[4096];
     snprintf(path, sizeof path, "%s.pid", out);

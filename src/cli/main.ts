@@ -1,5 +1,6 @@
 // ssm-proxy entry point: `ProxyCommand ssm-proxy %h %p`.
 // stdout carries the SSH stream and nothing else; people read stderr.
+import { closeSync, openSync } from 'node:fs';
 import { installWarningFilter } from './warnings.ts';
 import { CLIENT_VERSION, VERSION, parseArgs, usageText, type ProxyOptions } from './args.ts';
 import { ExitCode, ProxyError, SIGNAL_EXIT_BASE, SIGNAL_NUMBERS } from './exit-codes.ts';
@@ -49,7 +50,26 @@ async function exit(code: number, logger?: Logger): Promise<never> {
   }
   await stopCpuProfile();
   logger?.close();
+  releaseStdio();
   process.exit(code);
+}
+
+/**
+ * Closes stdin, stdout and stderr once everything is written, just before the exit. A
+ * caller that reads ssh's stderr to its end (ansible, scripts, the bench) waits for every
+ * holder of it to close it, and ssh's stderr is ours too: at a normal exit the kernel
+ * closes it only after node's own teardown and the release of the process's memory, ~5 ms
+ * later. /dev/null takes their place, so nothing opened afterwards lands on 0-2. Skipped
+ * while stderr still holds queued bytes (a reader that stopped reading: they would be lost).
+ */
+function releaseStdio(): void {
+  if (process.platform === 'win32' || process.stderr.writableLength > 0 || process.stdout.writableLength > 0) return;
+  try {
+    for (const fd of [0, 1, 2]) closeSync(fd);
+    for (const flags of ['r', 'w', 'w'] as const) openSync('/dev/null', flags);
+  } catch {
+    // The exit that follows closes them anyway.
+  }
 }
 
 function memorySummary(): string {
@@ -183,8 +203,9 @@ async function run(options: ProxyOptions, logger: Logger): Promise<never> {
   // A session that worked has compiled what the next one needs: keep it for the next start.
   if (outcome.code === ExitCode.Ok) codeCache?.save();
   const s = session.stats;
-  const cpu = process.cpuUsage();
-  logger.debug(`session ${start.sessionId} ended: exit ${outcome.code}, ${s.bytesOut} bytes sent, ${s.bytesIn} received, ${s.retransmissions} retransmissions, ${s.reconnects} reconnects, ${s.heapCollections} forced collections, cpu ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s (user ${(cpu.user / 1e6).toFixed(2)}, sys ${(cpu.system / 1e6).toFixed(2)}), peak rss ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB, ${memorySummary()}`);
+  // The summary reads /proc and the heap's statistics: only when it is shown.
+  const cpu = logger.isEnabled('debug') ? process.cpuUsage() : undefined;
+  if (cpu) logger.debug(`session ${start.sessionId} ended: exit ${outcome.code}, ${s.bytesOut} bytes sent, ${s.bytesIn} received, ${s.retransmissions} retransmissions, ${s.reconnects} reconnects, ${s.heapCollections} forced collections, cpu ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s (user ${(cpu.user / 1e6).toFixed(2)}, sys ${(cpu.system / 1e6).toFixed(2)}), peak rss ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB, ${memorySummary()}`);
   if (codeCache) logger.debug(codeCache.summary());
   if (outcome.message) logger.error(outcome.message);
   return exit(outcome.code, logger);
