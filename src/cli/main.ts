@@ -42,15 +42,21 @@ async function flushStdout(stallMs: number): Promise<boolean> {
 const STDOUT_STALL_MS = 10_000;
 const STDOUT_STALL_AFTER_SIGNAL_MS = 2_000;
 
-async function exit(code: number, logger?: Logger): Promise<never> {
+/**
+ * Exits once stdout is written. `lastWork` (writing the code cache) runs after stdio is
+ * released when it has nothing to say there, so that no one waits on it.
+ */
+async function exit(code: number, logger?: Logger, lastWork?: () => void): Promise<never> {
   const pending = process.stdout.writableLength;
   if (!(await flushStdout(code >= SIGNAL_EXIT_BASE ? STDOUT_STALL_AFTER_SIGNAL_MS : STDOUT_STALL_MS)) && code === ExitCode.Ok) {
     logger?.error(`ssh stopped reading the session's output with ${process.stdout.writableLength} of the last ${pending} bytes not taken; they are lost`);
     code = ExitCode.ConnectionLost;
   }
   await stopCpuProfile();
-  logger?.close();
+  if (logger?.isEnabled('debug')) lastWork?.();
   releaseStdio();
+  if (!logger?.isEnabled('debug')) lastWork?.();
+  logger?.close();
   process.exit(code);
 }
 
@@ -64,6 +70,11 @@ async function exit(code: number, logger?: Logger): Promise<never> {
  */
 function releaseStdio(): void {
   if (process.platform === 'win32' || process.stderr.writableLength > 0 || process.stdout.writableLength > 0) return;
+  try {
+    closeSync(openSync('/dev/null', 'r+')); // none to put in their place: leave them
+  } catch {
+    return;
+  }
   try {
     for (const fd of [0, 1, 2]) closeSync(fd);
     for (const flags of ['r', 'w', 'w'] as const) openSync('/dev/null', flags);
@@ -200,15 +211,16 @@ async function run(options: ProxyOptions, logger: Logger): Promise<never> {
   });
   onSignal = (name) => session.signal(name);
   const outcome = await session.run();
-  // A session that worked has compiled what the next one needs: keep it for the next start.
-  if (outcome.code === ExitCode.Ok) codeCache?.save();
   const s = session.stats;
   // The summary reads /proc and the heap's statistics: only when it is shown.
   const cpu = logger.isEnabled('debug') ? process.cpuUsage() : undefined;
   if (cpu) logger.debug(`session ${start.sessionId} ended: exit ${outcome.code}, ${s.bytesOut} bytes sent, ${s.bytesIn} received, ${s.retransmissions} retransmissions, ${s.reconnects} reconnects, ${s.heapCollections} forced collections, cpu ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s (user ${(cpu.user / 1e6).toFixed(2)}, sys ${(cpu.system / 1e6).toFixed(2)}), peak rss ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB, ${memorySummary()}`);
-  if (codeCache) logger.debug(codeCache.summary());
   if (outcome.message) logger.error(outcome.message);
-  return exit(outcome.code, logger);
+  return exit(outcome.code, logger, () => {
+    // A session that worked has compiled what the next one needs: keep it for the next start.
+    if (outcome.code === ExitCode.Ok) codeCache?.save();
+    if (codeCache) logger.debug(codeCache.summary());
+  });
 }
 
 async function main(): Promise<void> {
