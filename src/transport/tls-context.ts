@@ -25,3 +25,8 @@ export function trustOptions(ca: string | undefined): { ca?: string; secureConte
   }
   return { ca, secureContext };
 }
+
+/** Whether the context for `ca` has been made (for tests: it is made only where TLS needs it). */
+export function hasContextFor(ca: string): boolean {
+  return contexts.has(ca);
+}

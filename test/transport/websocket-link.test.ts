@@ -2,11 +2,13 @@
 // AWS_CA_BUNDLE), and still verifies TLS without it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer, type Server } from 'node:https';
+import { createServer as createHttpServer } from 'node:http';
 import { WebSocketServer } from 'ws';
 import { WebSocketLink } from '../../src/transport/websocket-link.ts';
 import { Preconnection } from '../../src/transport/preconnect.ts';
 import { silentLogger } from '../../src/cli/log.ts';
 import { makeLoopbackCertificate } from '../helpers/tls.ts';
+import { hasContextFor } from '../../src/transport/tls-context.ts';
 
 let cert: string;
 let server: Server;
@@ -67,6 +69,23 @@ describe('WebSocketLink TLS', () => {
     await l.close();
     expect(tlsConnections).toBe(before + 1);
     expect(JSON.parse(firstFrames.at(-1)!)).toMatchObject({ TokenValue: 'ahead-token' });
+  });
+
+  it('makes no TLS context from the CA bundle for a plain ws:// data channel (a simulator)', async () => {
+    const plain = createHttpServer();
+    const wss = new WebSocketServer({ server: plain });
+    wss.on('connection', (ws) => ws.on('message', () => {}));
+    await new Promise<void>((res) => plain.listen(0, '127.0.0.1', res));
+    try {
+      const bundle = makeLoopbackCertificate().cert;
+      const l = new WebSocketLink({ clientId: 'c', clientVersion: '1.2.694.0', allowInsecure: true, logger: silentLogger, ca: bundle });
+      await l.connect(`ws://127.0.0.1:${(plain.address() as { port: number }).port}/v1/data-channel/s?role=publish_subscribe`, 'token');
+      await l.close();
+      expect(hasContextFor(bundle)).toBe(false);
+    } finally {
+      wss.close();
+      plain.close();
+    }
   });
 
   it('still refuses an unverifiable certificate when the connection opened ahead failed on it', async () => {
