@@ -31,9 +31,13 @@ function hmac(key: string | Buffer, data: string): Buffer {
   return createHmac('sha256', key).update(data, 'utf8').digest();
 }
 
-/** `20261206T201530Z`: ISO 8601 basic format, seconds precision, UTC. */
+/**
+ * `20261206T201530Z`: ISO 8601 basic format, seconds precision, UTC. From the UTC fields:
+ * a process's first toISOString() costs ~1 ms (~5 ms with TZ set), on the way to StartSession.
+ */
 export function amzDate(date: Date): string {
-  return date.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+  const two = (n: number) => (n < 10 ? `0${n}` : String(n));
+  return `${date.getUTCFullYear()}${two(date.getUTCMonth() + 1)}${two(date.getUTCDate())}T${two(date.getUTCHours())}${two(date.getUTCMinutes())}${two(date.getUTCSeconds())}Z`;
 }
 
 /**

@@ -68,6 +68,8 @@ function ourHeaders(c: (typeof CASES)[number]): Record<string, string> {
 describe('signPost', () => {
   it('formats X-Amz-Date as ISO 8601 basic, whole seconds, UTC', () => {
     expect(amzDate(new Date('2026-12-06T20:15:30.987Z'))).toBe('20261206T201530Z');
+    expect(amzDate(new Date('2027-01-02T03:04:05.000Z'))).toBe('20270102T030405Z');
+    expect(amzDate(new Date('2026-12-31T23:59:59.999Z'))).toBe('20261231T235959Z');
   });
 
   it.each(CASES)('signs as the AWS SDK does: $name', async (c) => {
