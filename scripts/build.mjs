@@ -20,10 +20,20 @@ const app = await build({
   bundle: true,
   // The AWS SDK ships ES module builds: named exports survive code splitting and tree-shake better.
   mainFields: ['module', 'main'],
-  // ws masks every client frame; the optional native bufferutil does it much faster
-  // than ws's JavaScript loop. A native addon cannot be bundled: ws require()s it at
-  // run time from node_modules and falls back to JavaScript when it is missing.
-  external: ['bufferutil', 'utf-8-validate'],
+  // ws would load the optional native bufferutil at its start (~5 ms) for the few frames
+  // it sends itself (a close, pings): here its require() of it fails, and ws masks those
+  // in JavaScript. Our own frames (src/transport/ws-frames.ts) load bufferutil from
+  // node_modules at run time once a session moves bulk data.
+  external: ['utf-8-validate'],
+  plugins: [
+    {
+      name: 'ws-without-bufferutil',
+      setup(b) {
+        b.onResolve({ filter: /^bufferutil$/ }, () => ({ path: 'bufferutil', namespace: 'not-bundled' }));
+        b.onLoad({ filter: /.*/, namespace: 'not-bundled' }, () => ({ contents: "throw new Error('bufferutil is loaded by src/transport/ws-frames.ts, not by ws');", loader: 'js' }));
+      },
+    },
+  ],
   platform: 'node',
   format: 'esm',
   target: 'node20',

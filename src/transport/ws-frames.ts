@@ -12,7 +12,15 @@ function maskInJs(source: Buffer, mask: Buffer, output: Buffer, offset: number, 
   for (let i = 0; i < length; i++) output[offset + i] = source[i] ^ mask[i & 3];
 }
 
-// bufferutil is ws's optional native helper; ws uses it too when it is installed.
+// bufferutil, ws's optional native helper, masks bulk data several times faster than
+// JavaScript, but loading it (its locator, a directory listing, the addon) took ~5 ms on
+// the way to a session's first byte. It is loaded once a session has masked this much:
+// a bulk transfer, not the few KiB of an SSH handshake or a short command. (The build
+// keeps it from ws, whose own frames are a close and a few pings.)
+const NATIVE_MASK_AFTER_BYTES = 256 * 1024;
+let nativeMask: MaskFn | undefined | null = null; // null: not looked for yet
+let maskedBytes = 0;
+
 function loadNativeMask(): MaskFn | undefined {
   if (process.env.WS_NO_BUFFER_UTIL) return undefined;
   try {
@@ -23,9 +31,8 @@ function loadNativeMask(): MaskFn | undefined {
   }
 }
 
-const nativeMask = loadNativeMask();
-
 function applyMask(source: Buffer, mask: Buffer, output: Buffer, offset: number, length: number): void {
+  if (nativeMask === null && (maskedBytes += length) >= NATIVE_MASK_AFTER_BYTES) nativeMask = loadNativeMask();
   if (nativeMask && length >= 48) nativeMask(source, mask, output, offset, length);
   else maskInJs(source, mask, output, offset, length);
 }

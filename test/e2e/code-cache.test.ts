@@ -40,9 +40,9 @@ function env(extra: Record<string, string | undefined>): NodeJS.ProcessEnv {
   return e;
 }
 
-/** 256 KiB through the proxy to the echo target and back; then stdin EOF, the normal end. */
-async function session(e: NodeJS.ProcessEnv, verbose: boolean | '-vvv', how: { nodeFlags?: string[] } = {}): Promise<{ code: number | null; stderr: string }> {
-  const data = randomBytes(256 * 1024);
+/** 256 KiB (or `how.bytes`) through the proxy to the echo target and back; then stdin EOF, the normal end. */
+async function session(e: NodeJS.ProcessEnv, verbose: boolean | '-vvv', how: { nodeFlags?: string[]; bytes?: number } = {}): Promise<{ code: number | null; stderr: string }> {
+  const data = randomBytes(how.bytes ?? 256 * 1024);
   const { child, done } = startProxy([...(verbose ? [verbose === true ? '-vv' : verbose] : []), '--frame-rate', '0', TARGET, String(echoPort)], e, how);
   const back: Buffer[] = [];
   let got = 0;
@@ -282,6 +282,27 @@ process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(out)}
       expect(loaded).toContain('NativeModule net'); // the list is the process's own
       // node:module (createRequire) brings in internal/modules/esm/loader itself; import() also needs these:
       expect(loaded.filter((m) => /^NativeModule internal\/modules\/esm\/(module_job|translators|resolve|load)$/.test(m))).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  // Loading bufferutil cost ~5 ms on the way to the first byte; a short session masks a few
+  // KiB, in JavaScript. (Where bufferutil is not installed, neither run loads it.)
+  it('loads the native masking helper only once a session moves bulk data', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ssm-proxy-bufferutil-'));
+    try {
+      const hook = join(dir, 'hook.cjs');
+      const out = join(dir, 'loaded.json');
+      writeFileSync(hook, `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(out)}, JSON.stringify(Object.keys(require.cache))));\n`);
+      const loaded = async (bytes: number) => {
+        const r = await session(env({ SSM_PROXY_CODE_CACHE: join(cacheRoot, 'mask') }), false, { nodeFlags: ['--require', hook], bytes });
+        expect(r.code).toBe(0);
+        return (JSON.parse(readFileSync(out, 'utf8')) as string[]).some((f) => f.includes(`${'node_modules'}/bufferutil/`));
+      };
+      expect(await loaded(4 * 1024)).toBe(false);
+      const installed = existsSync(join(PROXY_BIN, '..', '..', 'node_modules', 'bufferutil', 'package.json'));
+      expect(await loaded(1024 * 1024)).toBe(installed);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

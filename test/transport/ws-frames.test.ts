@@ -41,6 +41,17 @@ describe('encodeBinaryMessages', () => {
     got.forEach((g, i) => expect(g.equals(payloads[i])).toBe(true));
   });
 
+  // The first 256 KiB a process masks are masked in JavaScript, the rest by bufferutil
+  // when it is installed: frames on both sides of the switch must read back the same.
+  it('masks correctly before and after the switch to the native helper', async () => {
+    const bulk = Array.from({ length: 400 }, (_, i) => Buffer.alloc(1024, i & 0xff).map((b, j) => (b * 31 + j) & 0xff) as Buffer);
+    const got = await parse(encodeBinaryMessages(bulk, true), true);
+    expect(got.length).toBe(bulk.length);
+    got.forEach((g, i) => expect(g.equals(bulk[i])).toBe(true));
+    const after = await parse(encodeBinaryMessages(payloads, true), true);
+    after.forEach((g, i) => expect(g.equals(payloads[i])).toBe(true));
+  });
+
   it('uses the shortest length encoding, as ws does', () => {
     expect(encodeBinaryMessages([Buffer.alloc(125)], false).length).toBe(2 + 125);
     expect(encodeBinaryMessages([Buffer.alloc(126)], false).length).toBe(4 + 126);
