@@ -53,15 +53,23 @@ async function exit(code: number, logger?: Logger, lastWork?: () => void): Promi
     code = ExitCode.ConnectionLost;
   }
   await stopCpuProfile();
-  if (logger?.isEnabled('debug')) lastWork?.();
+  const work = () => {
+    try {
+      lastWork?.();
+    } catch {
+      // Only a later start's speed depends on it: the exit must happen.
+    }
+  };
+  const shown = logger?.isEnabled('debug') ?? false;
+  if (shown) work();
   releaseStdio();
-  if (!logger?.isEnabled('debug')) lastWork?.();
+  if (!shown) work();
   logger?.close();
   process.exit(code);
 }
 
 /**
- * Closes stdin, stdout and stderr once everything is written, just before the exit. A
+ * Closes stdin, stdout and stderr once everything is written, before the exit. A
  * caller that reads ssh's stderr to its end (ansible, scripts, the bench) waits for every
  * holder of it to close it, and ssh's stderr is ours too: at a normal exit the kernel
  * closes it only after node's own teardown and the release of the process's memory, ~5 ms
