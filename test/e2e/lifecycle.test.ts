@@ -274,7 +274,7 @@ describe("the agent's CustomerMessage (§6.4)", () => {
       const { result } = await endWith((c) => c.stdin!.end(), { sim: kms, env: simAwsEnv(kms) });
       expect(result.code).toBe(0);
       expect(result.stderr).toBe('ssm-proxy: message from the SSM agent: This session is encrypted using AWS KMS.\n');
-      expect(result.stdout.toString('latin1')).toMatch(/^SSH-2\.0-OpenSSH/);
+      expect(result.stdout.toString('latin1')).toMatch(/^SSH-2\.0-OpenSSH[^\n]*\r\n$/);
     } finally {
       await kms.close();
     }
