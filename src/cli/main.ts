@@ -219,10 +219,12 @@ async function run(options: ProxyOptions, logger: Logger): Promise<never> {
   });
   onSignal = (name) => session.signal(name);
   const outcome = await session.run();
-  const s = session.stats;
   // The summary reads /proc and the heap's statistics: only when it is shown.
-  const cpu = logger.isEnabled('debug') ? process.cpuUsage() : undefined;
-  if (cpu) logger.debug(`session ${start.sessionId} ended: exit ${outcome.code}, ${s.bytesOut} bytes sent, ${s.bytesIn} received, ${s.retransmissions} retransmissions, ${s.reconnects} reconnects, ${s.heapCollections} forced collections, cpu ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s (user ${(cpu.user / 1e6).toFixed(2)}, sys ${(cpu.system / 1e6).toFixed(2)}), peak rss ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB, ${memorySummary()}`);
+  if (logger.isEnabled('debug')) {
+    const s = session.stats;
+    const cpu = process.cpuUsage();
+    logger.debug(`session ${start.sessionId} ended: exit ${outcome.code}, ${s.bytesOut} bytes sent, ${s.bytesIn} received, ${s.retransmissions} retransmissions, ${s.reconnects} reconnects, ${s.heapCollections} forced collections, cpu ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s (user ${(cpu.user / 1e6).toFixed(2)}, sys ${(cpu.system / 1e6).toFixed(2)}), peak rss ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB, ${memorySummary()}`);
+  }
   if (outcome.message) logger.error(outcome.message);
   return exit(outcome.code, logger, () => {
     // A session that worked has compiled what the next one needs: keep it for the next start.
